@@ -1,0 +1,123 @@
+/*
+ * kern.h - numeric kernels of the model: dequantization, matrix-vector and
+ * matrix-matrix products directly on GGUF weight blocks, and the float
+ * helpers of a transformer step (norm, softmax, gated activations, RoPE,
+ * attention over an f32 or f16 KV cache).
+ *
+ * Every operation has a plain C reference ("ref", builds everywhere) and
+ * SIMD variants ("avx2", "avx512") chosen once at run time from what the
+ * CPU supports; SLM_KERNEL=ref|avx2|avx512 forces one (an unavailable
+ * choice falls back to the best available one, with a warning on stderr).
+ *
+ * Matrix products: activations are quantized once per matmul into the
+ * format paired with the weight type (kern_act_bytes / kern_quant_act) and
+ * reused for every row:
+ *   q4_0 q4_1 q5_0 q5_1 q8_0   32-element int8 blocks with an f32 scale and
+ *                              the block's integer sum
+ *   q2_k ... q6_k              256-element int8 blocks (q8_K) with an f32
+ *                              scale and int16 sums of each 16 elements
+ *   f32 f16                    f32 (a copy)
+ *   bf16                       bf16 (round to nearest even)
+ * The layout of an activation buffer is internal (see kern_blocks.h); a
+ * buffer is kern_act_bytes() long, a multiple of 64 bytes. Kernels never
+ * allocate; buffers need no particular alignment (64 bytes is faster).
+ *
+ * Weight matrices: rows of n elements, contiguous, each
+ * n / block_elems * block_bytes bytes (the GGUF layout of a 2-D tensor).
+ */
+#ifndef SLM_KERN_H
+#define SLM_KERN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "dtype.h"
+
+/* Largest GGUF type id + 1: kern_ops tables are indexed by slm_dtype.ggml_id. */
+#define KERN_NTYPES 40
+
+typedef struct kern_ops {
+	const char *name; /* "ref", "avx2", "avx512" */
+
+	/* dst[0..n) = weights src (n a multiple of the block size) */
+	void (*dequant[KERN_NTYPES])(const void *src, float *dst, int64_t n);
+	/* activation quantizer of a weight type (same bytes in every variant) */
+	void (*quant_act[KERN_NTYPES])(const float *x, void *act, int64_t n);
+	/* y[b * ldy + r] = dot(row r of W, activation b) for r < nrows, b < B;
+	 * row r at W + r * row_bytes, activation b at acts + b * act_stride */
+	void (*matmul[KERN_NTYPES])(int64_t n, const void *W, size_t row_bytes,
+				    int64_t nrows, const void *acts,
+				    size_t act_stride, int B, float *y,
+				    int64_t ldy);
+
+	void (*rmsnorm)(float *y, const float *x, const float *w, int64_t n,
+			float eps);
+	void (*softmax)(float *x, int64_t n);
+	void (*swiglu)(float *y, const float *g, const float *u, int64_t n);
+	void (*geglu)(float *y, const float *g, const float *u, int64_t n);
+	void (*rope)(float *x, int nh, int hd, int nrot, const float *cs,
+		     int neox);
+	void (*attn_dot)(int kv_f16, const void *K, size_t stride,
+			 const float *q, int64_t hd, int64_t npos, float scale,
+			 float *scores);
+	void (*attn_axpy)(int kv_f16, const void *V, size_t stride,
+			  const float *p, int64_t hd, int64_t npos, float *out);
+	void (*f32_to_f16)(uint16_t *dst, const float *src, int64_t n);
+} kern_ops;
+
+/* Detect the CPU and pick the variant (honours SLM_KERNEL). Idempotent;
+ * thread-safe; every function below calls it if needed. */
+void kern_init(void);
+const char *kern_variant_name(void);
+/* The table of a variant ("ref", "avx2", "avx512"), or NULL if unknown or
+ * this CPU (or this build) cannot run it. */
+const kern_ops *kern_ops_for(const char *variant);
+/* The table in use. */
+const kern_ops *kern_ops_current(void);
+
+/* 1 if the weight type has kernels (dequant, matvec); 0 otherwise. */
+int kern_supported(const slm_dtype *t);
+
+/* Dequantize n elements (a multiple of the type's block size). */
+void kern_dequant(const slm_dtype *t, const void *src, float *dst, int64_t n);
+
+/* Bytes of the activation buffer for weight type wt and n elements
+ * (n a multiple of wt's block size); a multiple of 64. */
+size_t kern_act_bytes(const slm_dtype *wt, int64_t n);
+void kern_quant_act(const slm_dtype *wt, const float *x, void *act, int64_t n);
+
+/* y[r - r0] = dot(row r of W, act) for r in [r0, r1). */
+void kern_matvec(const slm_dtype *wt, const void *W, int64_t n,
+		 const void *act, float *y, int64_t r0, int64_t r1);
+/* B activations at once (acts[b] kern_act_bytes(wt, n) apart):
+ * y[b * ldy + (r - r0)] = dot(row r of W, act b) for r in [r0, r1).
+ * Each weight block is read once for all B activations. */
+void kern_matmul(const slm_dtype *wt, const void *W, int64_t n,
+		 const void *acts, int B, float *y, int64_t ldy, int64_t r0,
+		 int64_t r1);
+
+/* y = x / sqrt(mean(x^2) + eps) * w (w may be NULL; y may be x). */
+void kern_rmsnorm(float *y, const float *x, const float *w, int64_t n,
+		  float eps);
+/* In place: x = exp(x - max) / sum (-INFINITY entries give 0). */
+void kern_softmax(float *x, int64_t n);
+/* y = silu(g) * u and y = gelu(g) * u, gelu with the tanh approximation
+ * 0.5 g (1 + tanh(sqrt(2/pi) (g + 0.044715 g^3))). y may be g or u. */
+void kern_swiglu(float *y, const float *g, const float *u, int64_t n);
+void kern_geglu(float *y, const float *g, const float *u, int64_t n);
+/* Rotate the first nrot dimensions of each of nh heads of hd floats in x.
+ * cs: cos[nrot/2] then sin[nrot/2] for this position (frequency i pairs
+ * x[2i], x[2i+1] in normal order, x[i], x[i + nrot/2] in NeoX order). */
+void kern_rope(float *x, int nh, int hd, int nrot, const float *cs,
+	       int neox);
+/* scores[t] = scale * dot(q, K_t), K_t = (char *)K + t * stride holding hd
+ * f32 (kv_f16 = 0) or f16 (kv_f16 = 1) values, t in [0, npos). */
+void kern_attn_dot(int kv_f16, const void *K, size_t stride, const float *q,
+		   int64_t hd, int64_t npos, float scale, float *scores);
+/* out[0..hd) += sum over t < npos of p[t] * V_t (V_t as K_t above). */
+void kern_attn_axpy(int kv_f16, const void *V, size_t stride, const float *p,
+		    int64_t hd, int64_t npos, float *out);
+/* IEEE half, round to nearest even (for writing an f16 KV cache). */
+void kern_f32_to_f16(uint16_t *dst, const float *src, int64_t n);
+
+#endif

@@ -1,0 +1,770 @@
+/*
+ * model.c - the transformer forward pass for the supported architectures.
+ * Control flow only: matrix products go to the kernels (kern/), spread
+ * over the pool's threads by rows; attention is spread by (token, head).
+ * Every buffer is allocated once, in ctx_new.
+ */
+#include "model.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kern/kern.h"
+
+/* ---- hyper-parameters ---- */
+
+static json_t *hp(const slm_bundle *b, const char *key)
+{
+	return json_object_get(json_object_get(bundle_manifest(b), "hparams"), key);
+}
+
+static double hp_num(const slm_bundle *b, const char *key, double def)
+{
+	json_t *v = hp(b, key);
+	if (json_is_array(v) && json_array_size(v) > 0)
+		v = json_array_get(v, 0);
+	return json_is_number(v) ? json_number_value(v) : def;
+}
+
+static const char *hp_str(const slm_bundle *b, const char *key)
+{
+	return json_string_value(hp(b, key));
+}
+
+/* Small vectors (norms, biases, rope factors) as f32, converted once. */
+typedef struct f32copy {
+	const slm_tensor *t;
+	float *data;
+} f32copy;
+static f32copy *copies;
+static size_t ncopies;
+
+static const float *vec_f32(const slm_tensor *t)
+{
+	if (!t)
+		return NULL;
+	if (t->dtype == dtype_by_name("f32"))
+		return t->data;
+	for (size_t i = 0; i < ncopies; i++)
+		if (copies[i].t == t)
+			return copies[i].data;
+	copies = slm_xrealloc(copies, (ncopies + 1) * sizeof *copies);
+	float *d = slm_xmalloc(t->nelems * sizeof *d);
+	kern_dequant(t->dtype, t->data, d, (int64_t)t->nelems);
+	copies[ncopies].t = t;
+	copies[ncopies++].data = d;
+	return d;
+}
+
+static const slm_tensor *tensor(const slm_bundle *b, int layer, const char *name)
+{
+	char full[128];
+	if (layer >= 0)
+		snprintf(full, sizeof full, "blk.%d.%s", layer, name);
+	else
+		snprintf(full, sizeof full, "%s", name);
+	return bundle_find_tensor(b, full);
+}
+
+static int need(const slm_tensor *t, const slm_bundle *b, int layer,
+		const char *name, slm_err *err)
+{
+	if (t)
+		return 0;
+	if (layer >= 0)
+		return slm_seterr(err, EX_DATAERR, "%s: missing tensor blk.%d.%s",
+				  bundle_path(b), layer, name);
+	return slm_seterr(err, EX_DATAERR, "%s: missing tensor %s", bundle_path(b), name);
+}
+
+/* A weight matrix must have ne0 == in and ne1 == out. */
+static int check_mat(const slm_tensor *t, int64_t in, int64_t out,
+		     const slm_bundle *b, slm_err *err)
+{
+	if (!t)
+		return 0;
+	if (t->ndim > 2 || (int64_t)t->ne[0] != in || (int64_t)t->ne[1] != out)
+		return slm_seterr(err, EX_DATAERR,
+				  "%s: tensor %s has shape %llu x %llu, expected %lld x %lld",
+				  bundle_path(b), t->name, (unsigned long long)t->ne[0],
+				  (unsigned long long)t->ne[1], (long long)in, (long long)out);
+	return 0;
+}
+
+static int check_vec(const slm_tensor *t, int64_t n, const slm_bundle *b,
+		     slm_err *err)
+{
+	if (!t)
+		return 0;
+	if ((int64_t)t->nelems != n)
+		return slm_seterr(err, EX_DATAERR,
+				  "%s: tensor %s has %llu elements, expected %lld",
+				  bundle_path(b), t->name, (unsigned long long)t->nelems,
+				  (long long)n);
+	return 0;
+}
+
+int model_load(slm_model *m, const slm_bundle *b, slm_err *err)
+{
+	memset(m, 0, sizeof *m);
+	m->b = b;
+	const char *arch = bundle_str(b, "arch");
+	static const struct { const char *name; slm_arch a; } archs[] = {
+		{ "llama", ARCH_LLAMA },   { "qwen2", ARCH_QWEN2 },
+		{ "qwen3", ARCH_QWEN3 },   { "gemma3", ARCH_GEMMA3 },
+		{ "smollm3", ARCH_SMOLLM3 }, { "phi3", ARCH_PHI3 },
+	};
+	size_t ai;
+	for (ai = 0; ai < sizeof archs / sizeof archs[0]; ai++)
+		if (arch && !strcmp(arch, archs[ai].name))
+			break;
+	if (ai == sizeof archs / sizeof archs[0])
+		return slm_seterr(err, EX_DATAERR,
+				  "%s: unsupported architecture '%s' (supported: %s)",
+				  bundle_path(b), arch ? arch : "?", SLM_SUPPORTED_ARCHS);
+	m->arch = archs[ai].a;
+	m->arch_name = archs[ai].name;
+
+	m->tok_embd = tensor(b, -1, "token_embd.weight");
+	if (need(m->tok_embd, b, -1, "token_embd.weight", err) < 0)
+		return -1;
+	m->n_embd = (int)hp_num(b, "embedding_length", 0);
+	m->n_layer = (int)hp_num(b, "block_count", 0);
+	m->n_head = (int)hp_num(b, "attention.head_count", 0);
+	m->n_head_kv = (int)hp_num(b, "attention.head_count_kv", m->n_head);
+	m->n_ff = (int)hp_num(b, "feed_forward_length", 0);
+	m->n_ctx_train = (int)hp_num(b, "context_length", 2048);
+	m->n_vocab = (int)m->tok_embd->ne[1];
+	if (m->n_embd <= 0 || m->n_layer <= 0 || m->n_head <= 0 || m->n_head_kv <= 0 ||
+	    m->n_ff <= 0 || m->n_head % m->n_head_kv != 0 || m->n_layer > 1024 ||
+	    m->n_embd > (1 << 20) || m->n_ff > (1 << 22) || m->n_head > 4096)
+		return slm_seterr(err, EX_DATAERR,
+				  "%s: bad hyper-parameters (embedding_length %d, block_count %d, head_count %d/%d, feed_forward_length %d)",
+				  bundle_path(b), m->n_embd, m->n_layer, m->n_head,
+				  m->n_head_kv, m->n_ff);
+	m->head_dim = (int)hp_num(b, "attention.key_length", m->n_embd / m->n_head);
+	m->head_dim_v = (int)hp_num(b, "attention.value_length", m->head_dim);
+	if (m->head_dim <= 0 || m->head_dim_v != m->head_dim || m->head_dim % 2 ||
+	    m->head_dim > 1024)
+		return slm_seterr(err, EX_DATAERR, "%s: bad attention head size %d/%d",
+				  bundle_path(b), m->head_dim, m->head_dim_v);
+	m->n_rot = (int)hp_num(b, "rope.dimension_count", m->head_dim);
+	if (m->n_rot <= 0 || m->n_rot > m->head_dim || m->n_rot % 2)
+		return slm_seterr(err, EX_DATAERR, "%s: bad rope.dimension_count %d",
+				  bundle_path(b), m->n_rot);
+	m->norm_eps = (float)hp_num(b, "attention.layer_norm_rms_epsilon", 1e-5);
+	m->rope_base = (float)hp_num(b, "rope.freq_base", 10000.0);
+	m->rope_base_swa = m->rope_base;
+	m->rope_freq_scale = 1.0f;
+	m->yarn_attn_factor = 1.0f;
+	m->rope_orig_ctx = (int)hp_num(b, "rope.scaling.original_context_length",
+				       m->n_ctx_train);
+	const char *st = hp_str(b, "rope.scaling.type");
+	double factor = hp_num(b, "rope.scaling.factor", 0);
+	if (st && !strcmp(st, "linear") && factor > 0) {
+		m->rope_scale_type = ROPE_SCALE_LINEAR;
+		m->rope_freq_scale = (float)(1.0 / factor);
+	} else if (st && !strcmp(st, "yarn") && factor > 0) {
+		m->rope_scale_type = ROPE_SCALE_YARN;
+		m->rope_freq_scale = (float)(1.0 / factor);
+		m->yarn_ext_factor = (float)hp_num(b, "rope.scaling.yarn_ext_factor", 1.0);
+		m->yarn_attn_factor = (float)hp_num(b, "rope.scaling.attn_factor", 1.0);
+		m->yarn_beta_fast = (float)hp_num(b, "rope.scaling.yarn_beta_fast", 32.0);
+		m->yarn_beta_slow = (float)hp_num(b, "rope.scaling.yarn_beta_slow", 1.0);
+	} else if (st && strcmp(st, "none") && strcmp(st, "linear") && strcmp(st, "yarn")) {
+		return slm_seterr(err, EX_DATAERR, "%s: unsupported rope scaling '%s'",
+				  bundle_path(b), st);
+	}
+	const slm_tensor *rf = tensor(b, -1, "rope_freqs.weight");
+	if (check_vec(rf, m->n_rot / 2, b, err) < 0)
+		return -1;
+	m->rope_freqs = vec_f32(rf);
+	m->n_swa = (int)hp_num(b, "attention.sliding_window", 0);
+	m->attn_scale = 1.0f / sqrtf((float)m->head_dim);
+	m->embd_scale = 1.0f;
+	m->rope = ROPE_NEOX;
+	int swa_pattern = 1;   /* every layer when a window is set */
+	int no_rope_step = 0;
+	switch (m->arch) {
+	case ARCH_LLAMA:
+		m->rope = ROPE_NORM;
+		break;
+	case ARCH_SMOLLM3:
+		m->rope = ROPE_NORM;
+		no_rope_step = 4;
+		break;
+	case ARCH_GEMMA3:
+		m->embd_scale = sqrtf((float)m->n_embd);
+		m->gelu = 1;
+		m->rope_base_swa = 10000.0f;
+		swa_pattern = (int)hp_num(b, "attention.sliding_window_pattern", 6);
+		break;
+	default:
+		break;
+	}
+	if (m->n_swa < 0)
+		m->n_swa = 0;
+
+	m->output_norm = tensor(b, -1, "output_norm.weight");
+	m->output = tensor(b, -1, "output.weight");
+	if (!m->output)
+		m->output = m->tok_embd; /* tied embeddings */
+	if (need(m->output_norm, b, -1, "output_norm.weight", err) < 0 ||
+	    check_vec(m->output_norm, m->n_embd, b, err) < 0 ||
+	    check_mat(m->tok_embd, m->n_embd, m->n_vocab, b, err) < 0 ||
+	    check_mat(m->output, m->n_embd, m->n_vocab, b, err) < 0)
+		return -1;
+
+	int q_dim = m->n_head * m->head_dim, kv_dim = m->n_head_kv * m->head_dim;
+	m->layers = slm_xcalloc((size_t)m->n_layer, sizeof *m->layers);
+	for (int l = 0; l < m->n_layer; l++) {
+		slm_layer *L = &m->layers[l];
+		L->attn_norm = tensor(b, l, "attn_norm.weight");
+		L->wq = tensor(b, l, "attn_q.weight");
+		L->wk = tensor(b, l, "attn_k.weight");
+		L->wv = tensor(b, l, "attn_v.weight");
+		L->wqkv = tensor(b, l, "attn_qkv.weight");
+		L->wo = tensor(b, l, "attn_output.weight");
+		L->bq = tensor(b, l, "attn_q.bias");
+		L->bk = tensor(b, l, "attn_k.bias");
+		L->bv = tensor(b, l, "attn_v.bias");
+		L->bqkv = tensor(b, l, "attn_qkv.bias");
+		L->q_norm = tensor(b, l, "attn_q_norm.weight");
+		L->k_norm = tensor(b, l, "attn_k_norm.weight");
+		L->post_attn_norm = tensor(b, l, "post_attention_norm.weight");
+		L->ffn_norm = tensor(b, l, "ffn_norm.weight");
+		L->w_gate = tensor(b, l, "ffn_gate.weight");
+		L->w_up = tensor(b, l, "ffn_up.weight");
+		L->w_down = tensor(b, l, "ffn_down.weight");
+		L->post_ffn_norm = tensor(b, l, "post_ffw_norm.weight");
+		if (need(L->attn_norm, b, l, "attn_norm.weight", err) < 0 ||
+		    need(L->wo, b, l, "attn_output.weight", err) < 0 ||
+		    need(L->ffn_norm, b, l, "ffn_norm.weight", err) < 0 ||
+		    need(L->w_up, b, l, "ffn_up.weight", err) < 0 ||
+		    need(L->w_down, b, l, "ffn_down.weight", err) < 0)
+			return -1;
+		if (!L->wqkv && (need(L->wq, b, l, "attn_q.weight", err) < 0 ||
+				 need(L->wk, b, l, "attn_k.weight", err) < 0 ||
+				 need(L->wv, b, l, "attn_v.weight", err) < 0))
+			return -1;
+		if (check_vec(L->attn_norm, m->n_embd, b, err) < 0 ||
+		    check_mat(L->wq, m->n_embd, q_dim, b, err) < 0 ||
+		    check_mat(L->wk, m->n_embd, kv_dim, b, err) < 0 ||
+		    check_mat(L->wv, m->n_embd, kv_dim, b, err) < 0 ||
+		    check_mat(L->wqkv, m->n_embd, q_dim + 2 * kv_dim, b, err) < 0 ||
+		    check_mat(L->wo, q_dim, m->n_embd, b, err) < 0 ||
+		    check_vec(L->bq, q_dim, b, err) < 0 ||
+		    check_vec(L->bk, kv_dim, b, err) < 0 ||
+		    check_vec(L->bv, kv_dim, b, err) < 0 ||
+		    check_vec(L->bqkv, q_dim + 2 * kv_dim, b, err) < 0 ||
+		    check_vec(L->q_norm, m->head_dim, b, err) < 0 ||
+		    check_vec(L->k_norm, m->head_dim, b, err) < 0 ||
+		    check_vec(L->post_attn_norm, m->n_embd, b, err) < 0 ||
+		    check_vec(L->ffn_norm, m->n_embd, b, err) < 0 ||
+		    check_mat(L->w_gate, m->n_embd, m->n_ff, b, err) < 0 ||
+		    check_mat(L->w_up, m->n_embd, L->w_gate ? m->n_ff : 2 * m->n_ff, b, err) < 0 ||
+		    check_mat(L->w_down, m->n_ff, m->n_embd, b, err) < 0 ||
+		    check_vec(L->post_ffn_norm, m->n_embd, b, err) < 0)
+			return -1;
+		L->swa = m->n_swa > 0 && (swa_pattern <= 1 || l % swa_pattern < swa_pattern - 1);
+		L->use_rope = !(no_rope_step > 0 && (l + 1) % no_rope_step == 0);
+		L->rope_base = L->swa ? m->rope_base_swa : m->rope_base;
+		/* convert the small vectors now, so the forward pass never does */
+		vec_f32(L->attn_norm);
+		vec_f32(L->bq);
+		vec_f32(L->bk);
+		vec_f32(L->bv);
+		vec_f32(L->bqkv);
+		vec_f32(L->q_norm);
+		vec_f32(L->k_norm);
+		vec_f32(L->post_attn_norm);
+		vec_f32(L->ffn_norm);
+		vec_f32(L->post_ffn_norm);
+	}
+	vec_f32(m->output_norm);
+	kern_init();
+	return 0;
+}
+
+void model_free(slm_model *m)
+{
+	free(m->layers);
+	m->layers = NULL;
+	for (size_t i = 0; i < ncopies; i++)
+		free(copies[i].data);
+	free(copies);
+	copies = NULL;
+	ncopies = 0;
+}
+
+uint64_t model_weight_bytes(const slm_model *m)
+{
+	uint64_t n = 0;
+	for (size_t i = 0; i < bundle_n_tensors(m->b); i++)
+		n += bundle_tensor_at(m->b, i)->size;
+	if (m->output == m->tok_embd)
+		n += m->tok_embd->size; /* read twice: embedding rows and logits */
+	return n;
+}
+
+/* ---- KV cache ---- */
+
+uint64_t kv_bytes(const slm_model *m, int n_slots, int n_ctx)
+{
+	uint64_t kv_dim = (uint64_t)m->n_head_kv * (uint64_t)m->head_dim;
+	return 2ull * (uint64_t)n_slots * (uint64_t)m->n_layer * (uint64_t)n_ctx *
+	       kv_dim * sizeof(uint16_t);
+}
+
+int kv_init(slm_kv *kv, const slm_model *m, int n_slots, int n_ctx, slm_err *err)
+{
+	memset(kv, 0, sizeof *kv);
+	kv->n_slots = n_slots;
+	kv->n_ctx = n_ctx;
+	kv->n_layer = m->n_layer;
+	kv->kv_dim = m->n_head_kv * m->head_dim;
+	kv->kv_dim_v = m->n_head_kv * m->head_dim_v;
+	size_t half = (size_t)(kv_bytes(m, n_slots, n_ctx) / 2);
+	kv->k = aligned_alloc(64, (half + 63) / 64 * 64);
+	kv->v = aligned_alloc(64, (half + 63) / 64 * 64);
+	if (!kv->k || !kv->v) {
+		kv_free(kv);
+		char a[32];
+		return slm_seterr(err, EX_TEMPFAIL, "cannot allocate the KV cache (%s)",
+				  slm_fmt_size(2 * half, a));
+	}
+	return 0;
+}
+
+void kv_free(slm_kv *kv)
+{
+	free(kv->k);
+	free(kv->v);
+	kv->k = kv->v = NULL;
+}
+
+static inline uint16_t *kv_row(const slm_kv *kv, uint16_t *base, int slot, int layer,
+			       int pos, int dim)
+{
+	size_t i = (((size_t)slot * (size_t)kv->n_layer + (size_t)layer) * (size_t)kv->n_ctx +
+		    (size_t)pos) * (size_t)dim;
+	return base + i;
+}
+
+/* ---- half precision ---- */
+
+static inline uint16_t f32_to_f16(float f)
+{
+	_Float16 h = (_Float16)f;
+	uint16_t u;
+	memcpy(&u, &h, 2);
+	return u;
+}
+
+static inline float f16_to_f32(uint16_t u)
+{
+	_Float16 h;
+	memcpy(&h, &u, 2);
+	return (float)h;
+}
+
+/* ---- context ---- */
+
+struct slm_ctx {
+	const slm_model *m;
+	slm_kv *kv;
+	slm_pool *pool;
+	int max_batch;
+	float *x, *xn, *q, *k, *v, *att, *ffa, *ffb, *tmp;
+	int q_dim, kv_dim, qkv_dim, ff_dim;
+	uint8_t *act;          /* quantized activations */
+	size_t act_cap;
+	float *scores;         /* [nthreads][n_ctx] */
+	/* job parameters */
+	const slm_entry *e;
+	int n;
+	int layer;
+};
+
+slm_ctx *ctx_new(const slm_model *m, slm_kv *kv, slm_pool *pool, int max_batch)
+{
+	slm_ctx *c = slm_xcalloc(1, sizeof *c);
+	c->m = m;
+	c->kv = kv;
+	c->pool = pool;
+	c->max_batch = max_batch;
+	c->q_dim = m->n_head * m->head_dim;
+	c->kv_dim = m->n_head_kv * m->head_dim;
+	c->qkv_dim = c->q_dim + 2 * c->kv_dim;
+	c->ff_dim = 2 * m->n_ff;
+	size_t B = (size_t)max_batch;
+	c->x = slm_xcalloc(B * (size_t)m->n_embd, sizeof(float));
+	c->xn = slm_xcalloc(B * (size_t)m->n_embd, sizeof(float));
+	c->q = slm_xcalloc(B * (size_t)c->qkv_dim, sizeof(float));
+	c->k = slm_xcalloc(B * (size_t)c->kv_dim, sizeof(float));
+	c->v = slm_xcalloc(B * (size_t)c->kv_dim, sizeof(float));
+	c->att = slm_xcalloc(B * (size_t)c->q_dim, sizeof(float));
+	c->ffa = slm_xcalloc(B * (size_t)c->ff_dim, sizeof(float));
+	c->ffb = slm_xcalloc(B * (size_t)m->n_ff, sizeof(float));
+	c->tmp = slm_xcalloc(B * (size_t)m->n_embd, sizeof(float));
+	c->scores = slm_xcalloc((size_t)pool_size(pool) * (size_t)kv->n_ctx, sizeof(float));
+	/* activation buffer: the largest input of any product, for B rows */
+	size_t need = 0;
+	for (size_t i = 0; i < bundle_n_tensors(m->b); i++) {
+		const slm_tensor *t = bundle_tensor_at(m->b, i);
+		if (t->ndim == 2 && t->ne[0] % t->dtype->block_elems == 0) {
+			size_t a = kern_act_bytes(t->dtype, (int64_t)t->ne[0]);
+			if (a > need)
+				need = a;
+		}
+	}
+	c->act_cap = need * B;
+	c->act = aligned_alloc(64, (c->act_cap + 63) / 64 * 64 + 64);
+	if (!c->act)
+		slm_die(EX_OSERR, "out of memory for activations");
+	return c;
+}
+
+void ctx_free(slm_ctx *c)
+{
+	if (!c)
+		return;
+	free(c->x);
+	free(c->xn);
+	free(c->q);
+	free(c->k);
+	free(c->v);
+	free(c->att);
+	free(c->ffa);
+	free(c->ffb);
+	free(c->tmp);
+	free(c->scores);
+	free(c->act);
+	free(c);
+}
+
+/* ---- elementwise steps (main thread) ---- */
+
+static void rmsnorm(float *out, const float *x, const float *w, int n, float eps)
+{
+	double ss = 0;
+	for (int i = 0; i < n; i++)
+		ss += (double)x[i] * x[i];
+	float scale = 1.0f / sqrtf((float)(ss / n) + eps);
+	for (int i = 0; i < n; i++)
+		out[i] = x[i] * scale * w[i];
+}
+
+static float rope_yarn_ramp(float low, float high, int i0)
+{
+	float y = ((float)i0 / 2 - low) / fmaxf(0.001f, high - low);
+	return 1.0f - fminf(1.0f, fmaxf(0.0f, y));
+}
+
+static float corr_dim(int n_dims, int n_ctx_orig, float n_rot, float base)
+{
+	return (float)n_dims * logf((float)n_ctx_orig / (n_rot * 2 * (float)M_PI)) /
+	       (2 * logf(base));
+}
+
+/* Rotate one head's first n_rot dimensions for position pos. */
+static void rope_head(const slm_model *m, float *v, int pos, float base)
+{
+	int nd = m->n_rot;
+	float theta_scale = powf(base, -2.0f / (float)nd);
+	float fs = m->rope_freq_scale, ext = m->yarn_ext_factor;
+	float mscale = m->yarn_attn_factor;
+	float cd0 = 0, cd1 = 0;
+	if (m->rope_scale_type == ROPE_SCALE_YARN) {
+		cd0 = fmaxf(0, floorf(corr_dim(nd, m->rope_orig_ctx, m->yarn_beta_fast, base)));
+		cd1 = fminf((float)nd - 1,
+			    ceilf(corr_dim(nd, m->rope_orig_ctx, m->yarn_beta_slow, base)));
+		if (ext != 0)
+			mscale *= 1.0f + 0.1f * logf(1.0f / fs);
+	}
+	float theta_base = (float)pos;
+	for (int i0 = 0; i0 < nd; i0 += 2) {
+		float ff = m->rope_freqs ? m->rope_freqs[i0 / 2] : 1.0f;
+		float theta_extrap = theta_base / ff;
+		float theta_interp = fs * theta_extrap;
+		float theta = theta_interp;
+		if (m->rope_scale_type == ROPE_SCALE_YARN && ext != 0) {
+			float mix = rope_yarn_ramp(cd0, cd1, i0) * ext;
+			theta = theta_interp * (1 - mix) + theta_extrap * mix;
+		}
+		float c = cosf(theta) * mscale, s = sinf(theta) * mscale;
+		theta_base *= theta_scale;
+		int a, b;
+		if (m->rope == ROPE_NORM) {
+			a = i0;
+			b = i0 + 1;
+		} else {
+			a = i0 / 2;
+			b = i0 / 2 + nd / 2;
+		}
+		float x0 = v[a], x1 = v[b];
+		v[a] = x0 * c - x1 * s;
+		v[b] = x0 * s + x1 * c;
+	}
+}
+
+/* ---- matrix products over the pool ---- */
+
+#define MAX_MM 3
+typedef struct mm_job {
+	const slm_tensor *w[MAX_MM];
+	float *y[MAX_MM];      /* y[b * ldy + r] */
+	int64_t ldy[MAX_MM];
+	int nw;
+	const void *act;
+	int B;
+} mm_job;
+
+static void mm_worker(void *arg, int ith, int nth)
+{
+	mm_job *j = arg;
+	for (int i = 0; i < j->nw; i++) {
+		const slm_tensor *w = j->w[i];
+		long r0, r1;
+		pool_split((long)w->ne[1], ith, nth, &r0, &r1);
+		if (r1 <= r0)
+			continue;
+		if (j->B == 1)
+			kern_matvec(w->dtype, w->data, (int64_t)w->ne[0], j->act, j->y[i] + r0,
+				    r0, r1);
+		else
+			kern_matmul(w->dtype, w->data, (int64_t)w->ne[0], j->act, j->B,
+				    j->y[i] + r0, j->ldy[i], r0, r1);
+	}
+}
+
+/* y_i = W_i x for nw weights of one input (B rows of length n, stride
+ * ldx), all of the same dtype. */
+static void matmul_multi(slm_ctx *c, const slm_tensor *const *w, float *const *y,
+			 const int64_t *ldy, int nw, const float *x, int64_t ldx, int B)
+{
+	const slm_dtype *dt = w[0]->dtype;
+	int64_t n = (int64_t)w[0]->ne[0];
+	size_t ab = kern_act_bytes(dt, n);
+	for (int b = 0; b < B; b++)
+		kern_quant_act(dt, x + (size_t)b * (size_t)ldx, c->act + (size_t)b * ab, n);
+	mm_job j = { .nw = nw, .act = c->act, .B = B };
+	for (int i = 0; i < nw; i++) {
+		j.w[i] = w[i];
+		j.y[i] = y[i];
+		j.ldy[i] = ldy[i];
+	}
+	pool_run(c->pool, mm_worker, &j);
+}
+
+static void matmul(slm_ctx *c, const slm_tensor *w, float *y, int64_t ldy,
+		   const float *x, int64_t ldx, int B)
+{
+	matmul_multi(c, &w, &y, &ldy, 1, x, ldx, B);
+}
+
+/* Several weights on the same input: grouped when their dtypes agree. */
+static void matmul_group(slm_ctx *c, const slm_tensor **w, float **y, int64_t *ldy,
+			 int nw, const float *x, int64_t ldx, int B)
+{
+	int i = 0;
+	while (i < nw) {
+		int k = i + 1;
+		while (k < nw && w[k]->dtype == w[i]->dtype)
+			k++;
+		matmul_multi(c, w + i, y + i, ldy + i, k - i, x, ldx, B);
+		i = k;
+	}
+}
+
+/* ---- attention over the pool ---- */
+
+static void attn_worker(void *arg, int ith, int nth)
+{
+	slm_ctx *c = arg;
+	const slm_model *m = c->m;
+	const slm_layer *L = &m->layers[c->layer];
+	int hd = m->head_dim, group = m->n_head / m->n_head_kv;
+	long total = (long)c->n * m->n_head, b0, b1;
+	pool_split(total, ith, nth, &b0, &b1);
+	float *sc = c->scores + (size_t)ith * (size_t)c->kv->n_ctx;
+	for (long t = b0; t < b1; t++) {
+		int i = (int)(t / m->n_head), h = (int)(t % m->n_head);
+		const slm_entry *e = &c->e[i];
+		int hk = h / group;
+		const float *q = c->q + (size_t)i * (size_t)c->qkv_dim + (size_t)h * (size_t)hd;
+		int lo = 0, hi = e->pos;
+		if (L->swa && e->pos - m->n_swa + 1 > 0)
+			lo = e->pos - m->n_swa + 1;
+		float mx = -INFINITY;
+		for (int p = lo; p <= hi; p++) {
+			const uint16_t *kr = kv_row(c->kv, c->kv->k, e->slot, c->layer, p,
+						    c->kv_dim) + (size_t)hk * (size_t)hd;
+			float s = 0;
+			for (int d = 0; d < hd; d++)
+				s += q[d] * f16_to_f32(kr[d]);
+			s *= m->attn_scale;
+			sc[p - lo] = s;
+			if (s > mx)
+				mx = s;
+		}
+		float sum = 0;
+		for (int p = lo; p <= hi; p++) {
+			float ex = expf(sc[p - lo] - mx);
+			sc[p - lo] = ex;
+			sum += ex;
+		}
+		float inv = 1.0f / sum;
+		float *o = c->att + (size_t)i * (size_t)c->q_dim + (size_t)h * (size_t)hd;
+		memset(o, 0, (size_t)hd * sizeof *o);
+		for (int p = lo; p <= hi; p++) {
+			const uint16_t *vr = kv_row(c->kv, c->kv->v, e->slot, c->layer, p,
+						    c->kv_dim) + (size_t)hk * (size_t)hd;
+			float a = sc[p - lo] * inv;
+			for (int d = 0; d < hd; d++)
+				o[d] += a * f16_to_f32(vr[d]);
+		}
+	}
+}
+
+static float gelu_tanh(float x)
+{
+	const float k = 0.7978845608028654f; /* sqrt(2/pi) */
+	return 0.5f * x * (1.0f + tanhf(k * x * (1.0f + 0.044715f * x * x)));
+}
+
+static float silu(float x)
+{
+	return x / (1.0f + expf(-x));
+}
+
+void model_forward(slm_ctx *c, const slm_entry *e, int n, float *logits)
+{
+	const slm_model *m = c->m;
+	int D = m->n_embd, hd = m->head_dim;
+	c->e = e;
+	c->n = n;
+	for (int i = 0; i < n; i++) {
+		const slm_tensor *te = m->tok_embd;
+		size_t rb = (size_t)(te->ne[0] / te->dtype->block_elems) * te->dtype->block_bytes;
+		float *x = c->x + (size_t)i * (size_t)D;
+		kern_dequant(te->dtype, (const uint8_t *)te->data + (size_t)e[i].token * rb, x, D);
+		if (m->embd_scale != 1.0f)
+			for (int d = 0; d < D; d++)
+				x[d] *= m->embd_scale;
+	}
+	for (int l = 0; l < m->n_layer; l++) {
+		const slm_layer *L = &m->layers[l];
+		c->layer = l;
+		for (int i = 0; i < n; i++)
+			rmsnorm(c->xn + (size_t)i * (size_t)D, c->x + (size_t)i * (size_t)D,
+				vec_f32(L->attn_norm), D, m->norm_eps);
+		/* q, k, v into c->q rows laid out [q | k | v] */
+		if (L->wqkv) {
+			matmul(c, L->wqkv, c->q, c->qkv_dim, c->xn, D, n);
+		} else {
+			const slm_tensor *w[3] = { L->wq, L->wk, L->wv };
+			float *y[3] = { c->q, c->q + c->q_dim, c->q + c->q_dim + c->kv_dim };
+			int64_t ld[3] = { c->qkv_dim, c->qkv_dim, c->qkv_dim };
+			matmul_group(c, w, y, ld, 3, c->xn, D, n);
+		}
+		for (int i = 0; i < n; i++) {
+			float *q = c->q + (size_t)i * (size_t)c->qkv_dim;
+			float *k = q + c->q_dim, *v = k + c->kv_dim;
+			if (L->bqkv) {
+				const float *bb = vec_f32(L->bqkv);
+				for (int d = 0; d < c->qkv_dim; d++)
+					q[d] += bb[d];
+			}
+			if (L->bq) {
+				const float *bq = vec_f32(L->bq), *bk = vec_f32(L->bk),
+					    *bv = vec_f32(L->bv);
+				for (int d = 0; d < c->q_dim; d++)
+					q[d] += bq[d];
+				for (int d = 0; bk && d < c->kv_dim; d++)
+					k[d] += bk[d];
+				for (int d = 0; bv && d < c->kv_dim; d++)
+					v[d] += bv[d];
+			}
+			for (int h = 0; h < m->n_head; h++) {
+				float *qh = q + (size_t)h * (size_t)hd;
+				if (L->q_norm)
+					rmsnorm(qh, qh, vec_f32(L->q_norm), hd, m->norm_eps);
+				if (L->use_rope)
+					rope_head(m, qh, e[i].pos, L->rope_base);
+			}
+			for (int h = 0; h < m->n_head_kv; h++) {
+				float *kh = k + (size_t)h * (size_t)hd;
+				if (L->k_norm)
+					rmsnorm(kh, kh, vec_f32(L->k_norm), hd, m->norm_eps);
+				if (L->use_rope)
+					rope_head(m, kh, e[i].pos, L->rope_base);
+			}
+			uint16_t *kc = kv_row(c->kv, c->kv->k, e[i].slot, l, e[i].pos, c->kv_dim);
+			uint16_t *vc = kv_row(c->kv, c->kv->v, e[i].slot, l, e[i].pos, c->kv_dim);
+			for (int d = 0; d < c->kv_dim; d++) {
+				kc[d] = f32_to_f16(k[d]);
+				vc[d] = f32_to_f16(v[d]);
+			}
+		}
+		pool_run(c->pool, attn_worker, c);
+		matmul(c, L->wo, c->tmp, D, c->att, c->q_dim, n);
+		for (int i = 0; i < n; i++) {
+			float *t = c->tmp + (size_t)i * (size_t)D, *x = c->x + (size_t)i * (size_t)D;
+			if (L->post_attn_norm)
+				rmsnorm(t, t, vec_f32(L->post_attn_norm), D, m->norm_eps);
+			for (int d = 0; d < D; d++)
+				x[d] += t[d];
+			rmsnorm(c->xn + (size_t)i * (size_t)D, x, vec_f32(L->ffn_norm), D,
+				m->norm_eps);
+		}
+		int F = m->n_ff;
+		if (L->w_gate) {
+			const slm_tensor *w[2] = { L->w_gate, L->w_up };
+			float *y[2] = { c->ffa, c->ffa + F };
+			int64_t ld[2] = { c->ff_dim, c->ff_dim };
+			matmul_group(c, w, y, ld, 2, c->xn, D, n);
+		} else {
+			matmul(c, L->w_up, c->ffa, c->ff_dim, c->xn, D, n);
+		}
+		for (int i = 0; i < n; i++) {
+			const float *g = c->ffa + (size_t)i * (size_t)c->ff_dim, *u = g + F;
+			float *a = c->ffb + (size_t)i * (size_t)F;
+			if (m->gelu)
+				for (int d = 0; d < F; d++)
+					a[d] = gelu_tanh(g[d]) * u[d];
+			else
+				for (int d = 0; d < F; d++)
+					a[d] = silu(g[d]) * u[d];
+		}
+		matmul(c, L->w_down, c->tmp, D, c->ffb, F, n);
+		for (int i = 0; i < n; i++) {
+			float *t = c->tmp + (size_t)i * (size_t)D, *x = c->x + (size_t)i * (size_t)D;
+			if (L->post_ffn_norm)
+				rmsnorm(t, t, vec_f32(L->post_ffn_norm), D, m->norm_eps);
+			for (int d = 0; d < D; d++)
+				x[d] += t[d];
+		}
+	}
+	/* logits for the entries that want them, batched */
+	int nl = 0;
+	for (int i = 0; i < n; i++) {
+		if (e[i].logits < 0)
+			continue;
+		rmsnorm(c->xn + (size_t)nl * (size_t)D, c->x + (size_t)i * (size_t)D,
+			vec_f32(m->output_norm), D, m->norm_eps);
+		nl++;
+	}
+	if (nl == 0)
+		return;
+	/* rows come out in entry order; scatter to the requested rows */
+	float *out = logits;
+	int contiguous = 1, r = 0;
+	for (int i = 0; i < n; i++)
+		if (e[i].logits >= 0 && e[i].logits != r++)
+			contiguous = 0;
+	if (!contiguous)
+		slm_die(EX_SOFTWARE, "model_forward: logits rows must be 0, 1, 2... in entry order");
+	matmul(c, m->output, out, m->n_vocab, c->xn, D, nl);
+}

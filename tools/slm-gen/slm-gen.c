@@ -1,0 +1,603 @@
+/*
+ * slm-gen - read a token stream, run the bundle's model on every sequence
+ * in it, and write the generated tokens as a token stream, each token
+ * flushed as soon as it is sampled. Sequences are decoded together in
+ * slots (continuous batching): a finished sequence's slot is refilled from
+ * the input while the others keep going.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <jansson.h>
+#include <math.h>
+#include <msgpack.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "bundle.h"
+#include "cli.h"
+#include "convert.h"
+#include "kern/kern.h"
+#include "model.h"
+#include "pool.h"
+#include "sample.h"
+#include "store.h"
+#include "stream.h"
+#include "util.h"
+
+static const char usage_text[] =
+	"usage: slm-gen [-m BUNDLE] [-n N] [-c CTX] [-t THREADS] [--parallel N]\n"
+	"               [--temp T] [--top-k K] [--top-p P] [--min-p P]\n"
+	"               [--repeat-penalty R] [--repeat-last-n N]\n"
+	"               [--frequency-penalty F] [--presence-penalty P] [--seed N]\n"
+	"               [--logprobs N] [--batch N] [--json] [-f] [-q] [-v]\n"
+	"               [-o OUT] [INPUT]\n";
+
+static struct {
+	const char *model, *out, *in;
+	int n_predict, n_ctx, threads, parallel, logprobs, batch;
+	int json, force, quiet, verbose;
+	slm_sample_params sp;
+	int have_seed;
+	int set_temp, set_topk, set_topp, set_minp, set_rep;
+} opt = { .n_predict = -1, .batch = 256 };
+
+static double now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+/* ---- input: a reader thread feeding a queue ---- */
+
+typedef struct qitem {
+	json_t *rec;
+	struct qitem *next;
+} qitem;
+
+static struct {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	qitem *head, *tail;
+	int eof;
+	slm_err err;
+	int failed;
+} q = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, NULL, NULL, 0, { 0, "" }, 0 };
+
+static void *reader_main(void *arg)
+{
+	slm_sreader *r = arg;
+	for (;;) {
+		json_t *rec;
+		slm_err err;
+		int rc = sreader_next(r, &rec, &err);
+		pthread_mutex_lock(&q.mu);
+		if (rc <= 0) {
+			q.eof = 1;
+			if (rc < 0) {
+				q.err = err;
+				q.failed = 1;
+			}
+			pthread_cond_signal(&q.cv);
+			pthread_mutex_unlock(&q.mu);
+			return NULL;
+		}
+		qitem *it = slm_xcalloc(1, sizeof *it);
+		it->rec = rec;
+		if (q.tail)
+			q.tail->next = it;
+		else
+			q.head = it;
+		q.tail = it;
+		pthread_cond_signal(&q.cv);
+		pthread_mutex_unlock(&q.mu);
+	}
+}
+
+/* Next record: blocking or not. NULL at end of input or when none is
+ * ready (non-blocking). */
+static json_t *q_pop(int block, int *eof)
+{
+	pthread_mutex_lock(&q.mu);
+	while (block && !q.head && !q.eof)
+		pthread_cond_wait(&q.cv, &q.mu);
+	json_t *rec = NULL;
+	if (q.head) {
+		qitem *it = q.head;
+		q.head = it->next;
+		if (!q.head)
+			q.tail = NULL;
+		rec = it->rec;
+		free(it);
+	}
+	*eof = q.eof && !q.head && !rec;
+	pthread_mutex_unlock(&q.mu);
+	return rec;
+}
+
+/* ---- output ---- */
+
+static slm_swriter *out;
+
+static void put(json_t *rec)
+{
+	slm_err err;
+	if (swriter_put(out, rec, &err) < 0)
+		slm_die_err(&err);
+	json_decref(rec);
+}
+
+/* ---- vocabulary facts slm-gen needs: end-of-generation tokens ---- */
+
+static int32_t *eog;
+static int neog;
+
+static void add_eog(int32_t id, int n_vocab)
+{
+	if (id < 0 || id >= n_vocab)
+		return;
+	for (int i = 0; i < neog; i++)
+		if (eog[i] == id)
+			return;
+	eog = slm_xrealloc(eog, (size_t)(neog + 1) * sizeof *eog);
+	eog[neog++] = id;
+}
+
+static int is_eog(int32_t id)
+{
+	for (int i = 0; i < neog; i++)
+		if (eog[i] == id)
+			return 1;
+	return 0;
+}
+
+static void find_eog(const slm_bundle *b, int n_vocab)
+{
+	json_t *tok = json_object_get(bundle_manifest(b), "tokenizer");
+	static const char *const keys[] = { "eos_token_id", "eot_token_id", "eom_token_id" };
+	for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
+		json_t *v = json_object_get(tok, keys[i]);
+		if (json_is_integer(v))
+			add_eog((int32_t)json_integer_value(v), n_vocab);
+	}
+	/* Chat models end turns with control tokens the metadata may not name. */
+	const slm_member *vm = bundle_find_member(b, SLM_VOCAB_MEMBER);
+	if (!vm)
+		return;
+	static const char *const names[] = { "<|eot_id|>", "<|im_end|>", "<|end|>",
+					     "<end_of_turn>", "<|endoftext|>", "<|eom_id|>",
+					     "<EOT>", "<|end_of_text|>" };
+	msgpack_zone zone;
+	msgpack_object o;
+	size_t off = 0;
+	msgpack_zone_init(&zone, 1 << 16);
+	if (msgpack_unpack((const char *)vm->data, vm->size, &off, &zone, &o) ==
+		    MSGPACK_UNPACK_SUCCESS &&
+	    o.type == MSGPACK_OBJECT_MAP) {
+		for (uint32_t i = 0; i < o.via.map.size; i++) {
+			msgpack_object_kv *kv = &o.via.map.ptr[i];
+			if (kv->key.type != MSGPACK_OBJECT_STR || kv->key.via.str.size != 6 ||
+			    memcmp(kv->key.via.str.ptr, "tokens", 6) ||
+			    kv->val.type != MSGPACK_OBJECT_ARRAY)
+				continue;
+			for (uint32_t t = 0; t < kv->val.via.array.size && (int)t < n_vocab; t++) {
+				msgpack_object *s = &kv->val.via.array.ptr[t];
+				if (s->type != MSGPACK_OBJECT_STR)
+					continue;
+				for (size_t k = 0; k < sizeof names / sizeof names[0]; k++)
+					if (s->via.str.size == strlen(names[k]) &&
+					    !memcmp(s->via.str.ptr, names[k], s->via.str.size))
+						add_eog((int32_t)t, n_vocab);
+			}
+		}
+	}
+	msgpack_zone_destroy(&zone);
+}
+
+/* ---- jobs ---- */
+
+typedef struct job {
+	json_t *id;
+	int32_t *prompt;
+	int np;
+	int pos;          /* tokens in the cache */
+	int n_gen;
+	int32_t last;     /* token to feed next (generation phase) */
+	int slot;
+	int active;
+	uint64_t ordinal;
+	slm_sampler *smp;
+	double t0, t_prompt;
+} job;
+
+static void finish(job *j, const char *reason)
+{
+	double t = now_ms();
+	json_t *e = stream_end(j->id, reason);
+	json_object_set_new(e, "n_prompt", json_integer(j->np));
+	json_object_set_new(e, "n_gen", json_integer(j->n_gen));
+	json_object_set_new(e, "t_prompt_ms", json_real(round((j->t_prompt - j->t0) * 1000) / 1000));
+	json_object_set_new(e, "t_gen_ms", json_real(round((t - j->t_prompt) * 1000) / 1000));
+	put(e);
+	json_decref(j->id);
+	free(j->prompt);
+	sampler_free(j->smp);
+	memset(j, 0, sizeof *j);
+}
+
+static void job_error(json_t *id, const char *msg)
+{
+	put(stream_error(id, msg));
+}
+
+static uint64_t mem_available(void)
+{
+	FILE *f = fopen("/proc/meminfo", "r");
+	if (!f)
+		return 0;
+	char line[256];
+	unsigned long long kb = 0;
+	while (fgets(line, sizeof line, f))
+		if (sscanf(line, "MemAvailable: %llu kB", &kb) == 1)
+			break;
+	fclose(f);
+	return (uint64_t)kb * 1024;
+}
+
+static float gen_default(const slm_bundle *b, const char *key, float def)
+{
+	json_t *v = json_object_get(json_object_get(bundle_manifest(b), "generation"), key);
+	return json_is_number(v) ? (float)json_number_value(v) : def;
+}
+
+enum {
+	OPT_VERSION = 256, OPT_JSON, OPT_TEMP, OPT_TOPK, OPT_TOPP, OPT_MINP, OPT_REP,
+	OPT_REPN, OPT_FREQ, OPT_PRES, OPT_SEED, OPT_LOGPROBS, OPT_PARALLEL, OPT_BATCH,
+};
+
+static double parse_float(const char *optname, const char *arg, double lo, double hi)
+{
+	char *end;
+	errno = 0;
+	double v = strtod(arg, &end);
+	if (errno || end == arg || *end || !(v >= lo && v <= hi))
+		slm_die(EX_USAGE, "%s: '%s' is not a number from %g to %g", optname, arg, lo, hi);
+	return v;
+}
+
+int main(int argc, char **argv)
+{
+	slm_cli_init(argc, argv);
+	static const struct option longopts[] = {
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, OPT_VERSION },
+		{ "json", no_argument, NULL, OPT_JSON },
+		{ "model", required_argument, NULL, 'm' },
+		{ "output", required_argument, NULL, 'o' },
+		{ "n-predict", required_argument, NULL, 'n' },
+		{ "ctx-size", required_argument, NULL, 'c' },
+		{ "threads", required_argument, NULL, 't' },
+		{ "parallel", required_argument, NULL, OPT_PARALLEL },
+		{ "batch", required_argument, NULL, OPT_BATCH },
+		{ "temp", required_argument, NULL, OPT_TEMP },
+		{ "top-k", required_argument, NULL, OPT_TOPK },
+		{ "top-p", required_argument, NULL, OPT_TOPP },
+		{ "min-p", required_argument, NULL, OPT_MINP },
+		{ "repeat-penalty", required_argument, NULL, OPT_REP },
+		{ "repeat-last-n", required_argument, NULL, OPT_REPN },
+		{ "frequency-penalty", required_argument, NULL, OPT_FREQ },
+		{ "presence-penalty", required_argument, NULL, OPT_PRES },
+		{ "seed", required_argument, NULL, OPT_SEED },
+		{ "logprobs", required_argument, NULL, OPT_LOGPROBS },
+		{ "force", no_argument, NULL, 'f' },
+		{ "quiet", no_argument, NULL, 'q' },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ NULL, 0, NULL, 0 },
+	};
+	opt.sp.repeat_penalty = 1.0f;
+	opt.sp.repeat_last_n = 64;
+	int c;
+	while ((c = getopt_long(argc, argv, "hm:o:n:c:t:fqv", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'h': fputs(usage_text, stdout); return 0;
+		case OPT_VERSION: slm_cli_version();
+		case OPT_JSON: opt.json = 1; break;
+		case 'm': opt.model = optarg; break;
+		case 'o': opt.out = optarg; break;
+		case 'n': opt.n_predict = (int)slm_cli_long("-n", optarg, -1, 1 << 30); break;
+		case 'c': opt.n_ctx = (int)slm_cli_long("-c", optarg, 1, 1 << 24); break;
+		case 't': opt.threads = (int)slm_cli_long("-t", optarg, 1, 1024); break;
+		case OPT_PARALLEL: opt.parallel = (int)slm_cli_long("--parallel", optarg, 1, 1024); break;
+		case OPT_BATCH: opt.batch = (int)slm_cli_long("--batch", optarg, 1, 1 << 16); break;
+		case OPT_TEMP: opt.sp.temp = (float)parse_float("--temp", optarg, 0, 100); opt.set_temp = 1; break;
+		case OPT_TOPK: opt.sp.top_k = (int)slm_cli_long("--top-k", optarg, 0, 1 << 30); opt.set_topk = 1; break;
+		case OPT_TOPP: opt.sp.top_p = (float)parse_float("--top-p", optarg, 0, 1); opt.set_topp = 1; break;
+		case OPT_MINP: opt.sp.min_p = (float)parse_float("--min-p", optarg, 0, 1); opt.set_minp = 1; break;
+		case OPT_REP: opt.sp.repeat_penalty = (float)parse_float("--repeat-penalty", optarg, 0, 100); opt.set_rep = 1; break;
+		case OPT_REPN: opt.sp.repeat_last_n = (int)slm_cli_long("--repeat-last-n", optarg, 0, 1 << 20); break;
+		case OPT_FREQ: opt.sp.freq_penalty = (float)parse_float("--frequency-penalty", optarg, -100, 100); break;
+		case OPT_PRES: opt.sp.presence_penalty = (float)parse_float("--presence-penalty", optarg, -100, 100); break;
+		case OPT_SEED: {
+			char *end;
+			errno = 0;
+			unsigned long long s = strtoull(optarg, &end, 0);
+			if (errno || end == optarg || *end)
+				slm_die(EX_USAGE, "--seed: '%s' is not an unsigned integer", optarg);
+			opt.sp.seed = s;
+			opt.have_seed = 1;
+			break;
+		}
+		case OPT_LOGPROBS: opt.logprobs = (int)slm_cli_long("--logprobs", optarg, 0, 100); break;
+		case 'f': opt.force = 1; break;
+		case 'q': opt.quiet = 1; break;
+		case 'v': opt.verbose = 1; break;
+		default: slm_cli_usage_error(usage_text);
+		}
+	}
+	if (optind < argc)
+		opt.in = argv[optind++];
+	if (optind < argc)
+		slm_cli_usage_error(usage_text);
+
+	slm_err err;
+	char *path = store_resolve(opt.model, &err);
+	if (!path)
+		slm_die_err(&err);
+	slm_bundle *b;
+	double t_load0 = now_ms();
+	if (bundle_open(&b, path, &err) < 0)
+		slm_die_err(&err);
+	slm_model m;
+	if (model_load(&m, b, &err) < 0)
+		slm_die_err(&err);
+
+	/* sampling defaults: the bundle's presets, then llama.cpp's */
+	if (!opt.set_temp) opt.sp.temp = gen_default(b, "temperature", 0.8f);
+	if (!opt.set_topk) opt.sp.top_k = (int)gen_default(b, "top_k", 40);
+	if (!opt.set_topp) opt.sp.top_p = gen_default(b, "top_p", 0.95f);
+	if (!opt.set_minp) opt.sp.min_p = gen_default(b, "min_p", 0.05f);
+	if (!opt.set_rep) opt.sp.repeat_penalty = gen_default(b, "repeat_penalty", 1.0f);
+	if (!opt.have_seed) {
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		opt.sp.seed = (uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 20) ^ (uint64_t)getpid();
+	}
+
+	int threads = opt.threads ? opt.threads : pool_default_threads();
+	int slots = opt.parallel ? opt.parallel : 4;
+	/* memory: weights + KV cache must fit; -c defaults to the model's
+	 * context, reduced to what fits */
+	uint64_t avail = mem_available();
+	uint64_t weights = bundle_file_size(b);
+	uint64_t scratch = 64ull << 20;
+	int n_ctx = opt.n_ctx ? opt.n_ctx : m.n_ctx_train;
+	if (!opt.n_ctx && avail) {
+		while (n_ctx > 256 && weights + kv_bytes(&m, slots, n_ctx) + scratch > avail * 9 / 10)
+			n_ctx /= 2;
+	}
+	uint64_t needb = weights + kv_bytes(&m, slots, n_ctx) + scratch;
+	if (avail && needb > avail) {
+		char a[32], w[32], k[32], v[32];
+		slm_die(EX_TEMPFAIL,
+			"%s: needs %s (weights %s + KV cache %s for %d slots x %d tokens), %s available; try a smaller -c or --parallel",
+			bundle_path(b), slm_fmt_size(needb, a), slm_fmt_size(weights, w),
+			slm_fmt_size(kv_bytes(&m, slots, n_ctx), k), slots, n_ctx,
+			slm_fmt_size(avail, v));
+	}
+	slm_kv kv;
+	if (kv_init(&kv, &m, slots, n_ctx, &err) < 0)
+		slm_die_err(&err);
+	slm_pool *pool = pool_new(threads, 1);
+	int max_batch = opt.batch < slots ? slots : opt.batch;
+	slm_ctx *ctx = ctx_new(&m, &kv, pool, max_batch);
+	float *logits = slm_xmalloc((size_t)max_batch * (size_t)m.n_vocab * sizeof(float));
+	find_eog(b, m.n_vocab);
+	if (opt.verbose)
+		fprintf(stderr,
+			"%s: %s: %s, %d layers, %d threads, kernels %s, context %d x %d slots, loaded in %.0f ms\n",
+			slm_progname, bundle_path(b), m.arch_name, m.n_layer, threads,
+			kern_variant_name(), n_ctx, slots, now_ms() - t_load0);
+
+	FILE *fo = stdout;
+	if (opt.out && strcmp(opt.out, "-")) {
+		fo = fopen(opt.out, "w");
+		if (!fo)
+			slm_die(EX_CANTCREAT, "%s: %s", opt.out, strerror(errno));
+	} else if (!opt.json) {
+		slm_cli_refuse_tty(stdout, opt.force, "a token stream (use --json for text)");
+	}
+	out = swriter_new(fo, opt.json);
+	const slm_member *vm = bundle_find_member(b, SLM_VOCAB_MEMBER);
+	put(stream_header(vm ? vm->sha256 : NULL, bundle_str(b, "name")));
+
+	slm_sreader *rd = sreader_open(opt.in, &err);
+	if (!rd)
+		slm_die_err(&err);
+	pthread_t rt;
+	pthread_create(&rt, NULL, reader_main, rd);
+
+	job *jobs = slm_xcalloc((size_t)slots, sizeof *jobs);
+	slm_entry *ent = slm_xmalloc((size_t)max_batch * sizeof *ent);
+	int *ent_job = slm_xmalloc((size_t)max_batch * sizeof *ent_job);
+	uint64_t ordinal = 0;
+	int input_done = 0;
+	int32_t *lp_ids = slm_xcalloc((size_t)opt.logprobs + 1, sizeof *lp_ids);
+	float *lp_val = slm_xcalloc((size_t)opt.logprobs + 1, sizeof *lp_val);
+	float *raw = opt.logprobs ? slm_xmalloc((size_t)m.n_vocab * sizeof *raw) : NULL;
+	const char *vocab_digest = vm ? vm->sha256 : NULL;
+
+	for (;;) {
+		/* fill free slots */
+		int nactive = 0;
+		for (int s = 0; s < slots; s++)
+			nactive += jobs[s].active;
+		while (!input_done && nactive < slots) {
+			int eof = 0;
+			json_t *rec = q_pop(nactive == 0, &eof);
+			if (!rec) {
+				if (eof)
+					input_done = 1;
+				break;
+			}
+			int type = stream_rec_type(rec);
+			if (type == SLM_REC_HEADER) {
+				const char *vd = json_string_value(json_object_get(rec, "vocab"));
+				if (vd && vocab_digest && strcmp(vd, vocab_digest))
+					slm_die(EX_DATAERR,
+						"%s: the token stream was made with a different vocabulary than %s's",
+						opt.in ? opt.in : "standard input", bundle_path(b));
+				json_decref(rec);
+				continue;
+			}
+			if (type == SLM_REC_ERROR) { /* pass upstream errors on */
+				put(rec);
+				continue;
+			}
+			if (type != SLM_REC_SEQ) {
+				json_decref(rec);
+				continue;
+			}
+			json_t *id = json_object_get(rec, "id");
+			json_t *toks = json_object_get(rec, "tokens");
+			size_t np = json_array_size(toks);
+			const char *bad = NULL;
+			char msg[160];
+			if (np == 0)
+				bad = "empty prompt";
+			else if (np >= (size_t)n_ctx) {
+				snprintf(msg, sizeof msg,
+					 "prompt of %zu tokens does not fit the context of %d (-c)", np, n_ctx);
+				bad = msg;
+			}
+			for (size_t i = 0; !bad && i < np; i++) {
+				json_int_t t = json_integer_value(json_array_get(toks, i));
+				if (t >= m.n_vocab) {
+					snprintf(msg, sizeof msg,
+						 "token %lld at position %zu is outside the vocabulary of %d",
+						 (long long)t, i, m.n_vocab);
+					bad = msg;
+				}
+			}
+			if (bad) {
+				job_error(id, bad);
+				json_decref(rec);
+				continue;
+			}
+			int s = 0;
+			while (jobs[s].active)
+				s++;
+			job *j = &jobs[s];
+			memset(j, 0, sizeof *j);
+			j->active = 1;
+			j->slot = s;
+			j->id = json_incref(id);
+			j->np = (int)np;
+			j->prompt = slm_xmalloc(np * sizeof *j->prompt);
+			j->ordinal = ordinal++;
+			j->smp = sampler_new(&opt.sp, m.n_vocab, j->ordinal);
+			for (size_t i = 0; i < np; i++) {
+				j->prompt[i] = (int32_t)json_integer_value(json_array_get(toks, i));
+				sampler_accept(j->smp, j->prompt[i]);
+			}
+			j->t0 = now_ms();
+			json_decref(rec);
+			nactive++;
+		}
+		if (nactive == 0) {
+			if (input_done)
+				break;
+			continue;
+		}
+		/* one batch: each decoding job one token, prompts in chunks */
+		int n = 0, rows = 0;
+		for (int s = 0; s < slots && n < max_batch; s++) {
+			job *j = &jobs[s];
+			if (!j->active || j->pos < j->np)
+				continue;
+			ent[n] = (slm_entry){ j->last, j->pos, s, rows++ };
+			ent_job[n++] = s;
+		}
+		for (int s = 0; s < slots && n < max_batch; s++) {
+			job *j = &jobs[s];
+			if (!j->active || j->pos >= j->np)
+				continue;
+			int take = j->np - j->pos;
+			if (take > max_batch - n)
+				take = max_batch - n;
+			for (int i = 0; i < take; i++) {
+				int p = j->pos + i;
+				int last = p == j->np - 1;
+				ent[n] = (slm_entry){ j->prompt[p], p, s, last ? rows++ : -1 };
+				ent_job[n++] = s;
+			}
+		}
+		/* logits rows must follow entry order: renumber */
+		rows = 0;
+		for (int i = 0; i < n; i++)
+			if (ent[i].logits >= 0)
+				ent[i].logits = rows++;
+		model_forward(ctx, ent, n, logits);
+		double t = now_ms();
+		for (int i = 0; i < n; i++) {
+			job *j = &jobs[ent_job[i]];
+			j->pos = ent[i].pos + 1;
+			if (ent[i].logits < 0)
+				continue;
+			if (j->n_gen == 0 && ent[i].pos == j->np - 1)
+				j->t_prompt = t;
+			float *lg = logits + (size_t)ent[i].logits * (size_t)m.n_vocab;
+			if (opt.logprobs)
+				top_logprobs(lg, m.n_vocab, opt.logprobs, lp_ids, lp_val);
+			/* the model's log-probability of the chosen token, taken
+			 * before the sampler's penalties change the logits */
+			double lse = opt.logprobs ? logsumexp(lg, m.n_vocab) : 0;
+			if (opt.logprobs)
+				memcpy(raw, lg, (size_t)m.n_vocab * sizeof *raw);
+			int32_t tok = sampler_sample(j->smp, lg);
+			sampler_accept(j->smp, tok);
+			j->n_gen++;
+			j->last = tok;
+			json_t *rec = stream_tok(j->id, tok);
+			if (opt.logprobs) {
+				json_t *top = json_array();
+				for (int k = 0; k < opt.logprobs && lp_ids[k] >= 0; k++)
+					json_array_append_new(top, json_pack("[i, f]", lp_ids[k],
+									     (double)lp_val[k]));
+				json_object_set_new(rec, "logprob", json_real(raw[tok] - lse));
+				json_object_set_new(rec, "top", top);
+			}
+			put(rec);
+			if (is_eog(tok))
+				finish(j, "eos");
+			else if (opt.n_predict >= 0 && j->n_gen >= opt.n_predict)
+				finish(j, "length");
+			else if (j->pos >= n_ctx)
+				finish(j, "context");
+		}
+	}
+	pthread_join(rt, NULL);
+	if (q.failed)
+		slm_die_err(&q.err);
+	sreader_free(rd);
+	swriter_free(out);
+	if (fo != stdout && fclose(fo) != 0)
+		slm_die(EX_IOERR, "%s: %s", opt.out, strerror(errno));
+	free(lp_ids);
+	free(lp_val);
+	free(raw);
+	free(ent);
+	free(ent_job);
+	free(jobs);
+	free(logits);
+	free(eog);
+	ctx_free(ctx);
+	pool_free(pool);
+	kv_free(&kv);
+	model_free(&m);
+	bundle_close(b);
+	free(path);
+	return 0;
+}
