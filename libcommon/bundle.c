@@ -587,8 +587,7 @@ slm_bwriter *bwriter_new(json_t *manifest)
 	json_object_del(w->manifest, "members");
 	json_object_set_new(w->manifest, "tensors", json_array());
 	w->tensors = json_object_get(w->manifest, "tensors");
-	if (!json_object_get(w->manifest, "format"))
-		json_object_set_new(w->manifest, "format", json_string("slm-bundle"));
+	json_object_set_new(w->manifest, "format", json_string("slm-bundle"));
 	json_object_set_new(w->manifest, "version", json_integer(SLM_BUNDLE_VERSION));
 	return w;
 }
@@ -752,8 +751,10 @@ static int start_member(slm_bwriter *w, slm_err *err)
 
 int bwriter_open(slm_bwriter *w, const char *path, int gzip, slm_err *err)
 {
-	if (slm_afile_open(&w->af, path, err) < 0)
+	if (slm_afile_open(&w->af, path, err) < 0) {
+		bwriter_abort(w);
 		return -1;
+	}
 	w->opened = 1;
 	w->gzip = gzip;
 	w->tar = w->af.fp;

@@ -86,7 +86,9 @@ int bwriter_add_tensor(slm_bwriter *w, const char *name, const slm_dtype *dt,
 /* Declare an attachment member of the given size. */
 int bwriter_add_member(slm_bwriter *w, const char *name, uint64_t size,
 		       slm_err *err);
-/* path "-" or NULL: standard output. gzip: compress the result. */
+/* path "-" or NULL: standard output. gzip: compress the result. On
+ * failure the writer is freed (as by bwriter_abort). bwriter_write leaves
+ * it to the caller to abort; bwriter_close frees it either way. */
 int bwriter_open(slm_bwriter *w, const char *path, int gzip, slm_err *err);
 /* Append bytes to the current member (moving on to the next one when
  * the current is full). */

@@ -12,6 +12,7 @@
 #include <msgpack.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "gguf.h"
@@ -153,7 +154,8 @@ static void type_desc(const gguf_kv *kv, char *buf, size_t n)
 	char inner[256] = "array";
 	if (kv->arr_n > 0 && gguf_arr_sub(kv, 0, &sub) == 0)
 		type_desc(&sub, inner, sizeof inner);
-	snprintf(buf, n, "array[%s]", inner);
+	if (snprintf(buf, n, "array[%s]", inner) >= (int)n)
+		snprintf(buf, n, "array"); /* too deep to describe: inferred */
 }
 
 /* A metadata value as JSON; NULL with *why when JSON cannot hold it. */
@@ -350,24 +352,26 @@ static int load_metadata(cv_model *m, const gguf_file *g, const char *srcarch,
 		}
 		memcpy(key, kv->key.ptr, kv->key.len);
 		key[kv->key.len] = 0;
-		if (!strcmp(key, KEY_TOKENS) || !strcmp(key, KEY_SCORES) ||
-		    !strcmp(key, KEY_TYPES) || !strcmp(key, KEY_MERGES)) {
-			char td[300];
-			type_desc(kv, td, sizeof td);
-			json_object_set_new(types, key, json_string(td));
-			continue;
-		}
 		const char *why = "not valid UTF-8";
-		json_t *ks = json_string(key), *val = ks ? value_json(kv, &why) : NULL;
+		json_t *ks = json_string(key);
+		if (!ks) {
+			json_decref(extra);
+			return slm_seterr(err, EX_DATAERR, "%s: key '%s': %s", path,
+					  printable(key, strlen(key), q, sizeof q), why);
+		}
 		json_decref(ks);
+		char td[300];
+		type_desc(kv, td, sizeof td);
+		json_object_set_new(types, key, json_string(td));
+		if (!strcmp(key, KEY_TOKENS) || !strcmp(key, KEY_SCORES) ||
+		    !strcmp(key, KEY_TYPES) || !strcmp(key, KEY_MERGES))
+			continue; /* the vocabulary member: load_vocab */
+		json_t *val = value_json(kv, &why);
 		if (!val) {
 			json_decref(extra);
 			return slm_seterr(err, EX_DATAERR, "%s: key '%s': %s", path,
 					  printable(key, strlen(key), q, sizeof q), why);
 		}
-		char td[300];
-		type_desc(kv, td, sizeof td);
-		json_object_set_new(types, key, json_string(td));
 		if (!strncmp(key, "general.", 8)) {
 			json_object_set_new(gen, key + 8, val);
 		} else if (srcarch && !strncmp(key, srcarch, alen) && key[alen] == '.' &&
@@ -636,7 +640,9 @@ static int infer_type(const char *key, const json_t *v, char *buf, size_t n)
 			char inner[256];
 			if (infer_type(key, json_array_get(v, 0), inner, sizeof inner) < 0)
 				return -1;
-			snprintf(buf, n, "array[%s]", inner);
+			int k = snprintf(buf, n, "array[%s]", inner);
+			if (k < 0 || (size_t)k >= n)
+				return -1;
 		} else
 			return -1;
 		return 0;
@@ -646,6 +652,8 @@ static int infer_type(const char *key, const json_t *v, char *buf, size_t n)
 	}
 }
 
+/* A number as GGUF type t: floats from f (is_float) or i; integer types
+ * from i only. */
 static void put_number(dbuf *d, int t, double f, int64_t i, int is_float)
 {
 	static const int bytes[GGUF_T_COUNT] = { 1, 1, 2, 2, 4, 4, 4, 1, 0, 0, 8, 8, 8 };
@@ -660,7 +668,7 @@ static void put_number(dbuf *d, int t, double f, int64_t i, int is_float)
 		memcpy(&b, &x, 8);
 		db_le(d, b, 8);
 	} else {
-		db_le(d, (uint64_t)(is_float ? (int64_t)f : i), bytes[t]);
+		db_le(d, (uint64_t)i, bytes[t]); /* integers only: callers check */
 	}
 }
 
@@ -866,8 +874,9 @@ static int put_vocab(gw *w, const slm_bundle *b, const slm_member *mem, slm_err 
 			const msgpack_object *e = &a->via.array.ptr[i];
 			if (et == GGUF_T_STRING && e->type == MSGPACK_OBJECT_STR)
 				db_str(&w->kv, e->via.str.ptr, e->via.str.size);
-			else if (et != GGUF_T_STRING && (e->type == MSGPACK_OBJECT_FLOAT32 ||
-							 e->type == MSGPACK_OBJECT_FLOAT64))
+			else if ((et == GGUF_T_FLOAT32 || et == GGUF_T_FLOAT64) &&
+				 (e->type == MSGPACK_OBJECT_FLOAT32 ||
+				  e->type == MSGPACK_OBJECT_FLOAT64))
 				put_number(&w->kv, et, e->via.f64, 0, 1);
 			else if (et != GGUF_T_STRING &&
 				 e->type == MSGPACK_OBJECT_POSITIVE_INTEGER)
@@ -940,8 +949,7 @@ int cv_bundle_to_gguf(const slm_bundle *b, const char *out, slm_err *err)
 	json_t *archv = json_string(arch);
 	put_kv(&w, "general.architecture", archv);
 	json_decref(archv);
-	if (json_is_object(general))
-		put_map(&w, "general.", general, NULL);
+	/* generation first: it wins over provenance.general.sampling.* */
 	json_t *generation = json_object_get(man, "generation");
 	for (size_t i = 0; i < N_SAMPLING; i++) {
 		json_t *v = json_object_get(generation, sampling_map[i][1]);
@@ -950,6 +958,8 @@ int cv_bundle_to_gguf(const slm_bundle *b, const char *out, slm_err *err)
 		if (json_is_number(v))
 			put_kv(&w, key, v);
 	}
+	if (json_is_object(general))
+		put_map(&w, "general.", general, NULL);
 	json_t *hp = json_object_get(man, "hparams");
 	if (json_is_object(hp)) {
 		size_t l = strlen(arch) + 2;
@@ -1014,12 +1024,39 @@ int cv_bundle_to_gguf(const slm_bundle *b, const char *out, slm_err *err)
 	if (rc == 0)
 		rc = fpad(af.fp, h.n, align, name, err);
 	free(h.p);
+	/* An uncompressed bundle file is read with pread in chunks rather
+	 * than through its mapping, so its pages do not pile up in memory. */
+	int fd = -1;
+	struct stat st;
+	if (!bundle_is_compressed(b) && strcmp(bundle_path(b), "-") &&
+	    (fd = open(bundle_path(b), O_RDONLY | O_CLOEXEC)) >= 0 &&
+	    (fstat(fd, &st) != 0 || (uint64_t)st.st_size != bundle_file_size(b))) {
+		close(fd);
+		fd = -1;
+	}
+	uint8_t *chunk = fd >= 0 ? slm_xmalloc(1 << 20) : NULL;
 	for (size_t i = 0; i < bundle_n_tensors(b) && rc == 0; i++) {
 		const slm_tensor *t = bundle_tensor_at(b, i);
-		rc = fput(af.fp, t->data, (size_t)t->size, name, err);
+		if (fd < 0)
+			rc = fput(af.fp, t->data, (size_t)t->size, name, err);
+		for (uint64_t done = 0; fd >= 0 && done < t->size && rc == 0;) {
+			uint64_t want = t->size - done < (1 << 20) ? t->size - done : (1 << 20);
+			ssize_t r = pread(fd, chunk, (size_t)want, (off_t)(t->member->offset + done));
+			if (r < 0 && errno == EINTR)
+				continue;
+			if (r <= 0)
+				rc = slm_seterr(err, EX_IOERR, "%s: tensor '%s': %s", bundle_path(b),
+						t->name, r < 0 ? strerror(errno) : "file shrank");
+			else
+				rc = fput(af.fp, chunk, (size_t)r, name, err);
+			done += r > 0 ? (uint64_t)r : 0;
+		}
 		if (rc == 0)
 			rc = fpad(af.fp, t->size, align, name, err);
 	}
+	free(chunk);
+	if (fd >= 0)
+		close(fd);
 	if (rc < 0) {
 		slm_afile_abort(&af);
 		return -1;

@@ -11,15 +11,25 @@
  *            deepseek-coder, deepseek-llm, falcon, mpt, refact, ...)
  *   "bert"   WordPiece (BERT, BGE)
  *
+ * Pre-tokenizers: default (no tokenizer.ggml.pre), gpt-2 and its aliases
+ * (mpt, olmo, phi-2, ...), starcoder / smollm / refact / command-r,
+ * llama3 (llama-bpe, dbrx, smaug-bpe, glm4, ...), qwen2 (stablelm2, ...),
+ * falcon, deepseek-llm, deepseek-coder, bloom / poro-chat / viking. Other
+ * names (tekken, gpt-4o, kimi-k2, ...) and models (t5, rwkv) are refused
+ * with an error naming them. Unicode categories come from utf8proc.
+ *
  * A tok_vocab is immutable once loaded: any number of threads may encode
  * and decode with one vocabulary at the same time.
  *
  * Input text may hold any bytes. Byte-level BPE keeps every byte (invalid
  * UTF-8 is classified like U+FFFD by the pre-tokenizer but its bytes are
- * encoded as they are), so for "gpt2" vocabularies decode(encode(x)) == x
- * always. SentencePiece falls back to <0xXX> byte tokens, so it is
- * lossless except for the dummy-prefix space (see TOK_LSTRIP) and for
- * vocabularies without byte tokens.
+ * encoded as they are; llama.cpp would turn them into U+FFFD), so for
+ * "gpt2" vocabularies decode(encode(x)) == x, except for bytes the
+ * vocabulary has no token for: some vocabularies trained on UTF-8 text
+ * lack the bytes that never occur in it (0xC0, 0xC1, 0xF5-0xFF), and
+ * those are dropped, as llama.cpp drops them. SentencePiece falls back to
+ * <0xXX> byte tokens, so it is lossless except for the dummy-prefix space
+ * (see TOK_LSTRIP) and for vocabularies without byte tokens.
  */
 #ifndef SLM_TOK_H
 #define SLM_TOK_H
@@ -91,9 +101,9 @@ int tok_encode(const tok_vocab *v, const char *text, size_t len, unsigned flags,
  *   TOK_SHOW_SPECIAL  control and unknown tokens render as their text
  *                     (otherwise as nothing)
  *   TOK_LSTRIP        drop one leading space: pass it for the first token
- *                     of a sequence when tok_add_space_prefix(v) says the
- *                     encoder added a dummy-prefix space (SentencePiece)
- *                     and no BOS came before it
+ *                     of a sequence (after BOS, if it starts with one) when
+ *                     tok_add_space_prefix(v) says the encoder added a
+ *                     dummy-prefix space (SentencePiece)
  */
 #define TOK_SHOW_SPECIAL 0x100u
 #define TOK_LSTRIP 0x200u
@@ -102,9 +112,10 @@ size_t tok_piece(const tok_vocab *v, int32_t id, unsigned flags, char *buf,
 
 /*
  * Decoding a whole sequence, as llama.cpp's llama_detokenize: the pieces
- * concatenated; TOK_LSTRIP is applied to the first piece by itself when
- * the vocabulary adds a space prefix (unless the sequence starts with BOS
- * and TOK_SKIP_SPECIAL drops it). Extra flags:
+ * concatenated; when the vocabulary adds a space prefix, TOK_LSTRIP is
+ * applied by itself to the first token after an optional leading BOS
+ * (llama.cpp keeps that space when it drops the BOS; Hugging Face and
+ * this function do not). Extra flags:
  *   TOK_SKIP_SPECIAL   drop a leading BOS / trailing EOS that the
  *                      vocabulary adds by itself
  *   TOK_CLEAN_SPACES   Hugging Face's clean_up_tokenization_spaces

@@ -782,7 +782,9 @@ static void test_roundtrip(void)
 	json_decref(big[1]);
 
 	/* sreader_open: a file by name, and a missing one */
-	char path[] = "/tmp/unit-stream.XXXXXX";
+	const char *td = getenv("TMPDIR");
+	char path[4096];
+	snprintf(path, sizeof path, "%s/unit-stream.XXXXXX", td && *td ? td : "/tmp");
 	int fd = mkstemp(path);
 	ok(fd >= 0 && write(fd, mp.p, mp.n) == (ssize_t)mp.n, "temporary stream file");
 	close(fd);

@@ -9,7 +9,6 @@
 #include <getopt.h>
 #include <jansson.h>
 #include <math.h>
-#include <msgpack.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,22 +17,24 @@
 
 #include "bundle.h"
 #include "cli.h"
-#include "convert.h"
 #include "kern/kern.h"
 #include "model.h"
 #include "pool.h"
 #include "sample.h"
 #include "store.h"
 #include "stream.h"
+#include "tok.h"
 #include "util.h"
+
+#define MAX_STOPS 8
 
 static const char usage_text[] =
 	"usage: slm-gen [-m BUNDLE] [-n N] [-c CTX] [-t THREADS] [--parallel N]\n"
 	"               [--temp T] [--top-k K] [--top-p P] [--min-p P]\n"
 	"               [--repeat-penalty R] [--repeat-last-n N]\n"
 	"               [--frequency-penalty F] [--presence-penalty P] [--seed N]\n"
-	"               [--logprobs N] [--batch N] [--json] [-f] [-q] [-v]\n"
-	"               [-o OUT] [INPUT]\n";
+	"               [--stop STRING]... [--logprobs N] [--batch N] [--json]\n"
+	"               [-f] [-q] [-v] [-o OUT] [INPUT]\n";
 
 static struct {
 	const char *model, *out, *in;
@@ -42,6 +43,8 @@ static struct {
 	slm_sample_params sp;
 	int have_seed;
 	int set_temp, set_topk, set_topp, set_minp, set_rep;
+	char *stop[MAX_STOPS];
+	int nstop;
 } opt = { .n_predict = -1, .batch = 256 };
 
 static double now_ms(void)
@@ -130,72 +133,10 @@ static void put(json_t *rec)
 	json_decref(rec);
 }
 
-/* ---- vocabulary facts slm-gen needs: end-of-generation tokens ---- */
+/* ---- the vocabulary: end-of-generation tokens, stop strings, thinking ---- */
 
-static int32_t *eog;
-static int neog;
-
-static void add_eog(int32_t id, int n_vocab)
-{
-	if (id < 0 || id >= n_vocab)
-		return;
-	for (int i = 0; i < neog; i++)
-		if (eog[i] == id)
-			return;
-	eog = slm_xrealloc(eog, (size_t)(neog + 1) * sizeof *eog);
-	eog[neog++] = id;
-}
-
-static int is_eog(int32_t id)
-{
-	for (int i = 0; i < neog; i++)
-		if (eog[i] == id)
-			return 1;
-	return 0;
-}
-
-static void find_eog(const slm_bundle *b, int n_vocab)
-{
-	json_t *tok = json_object_get(bundle_manifest(b), "tokenizer");
-	static const char *const keys[] = { "eos_token_id", "eot_token_id", "eom_token_id" };
-	for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
-		json_t *v = json_object_get(tok, keys[i]);
-		if (json_is_integer(v))
-			add_eog((int32_t)json_integer_value(v), n_vocab);
-	}
-	/* Chat models end turns with control tokens the metadata may not name. */
-	const slm_member *vm = bundle_find_member(b, SLM_VOCAB_MEMBER);
-	if (!vm)
-		return;
-	static const char *const names[] = { "<|eot_id|>", "<|im_end|>", "<|end|>",
-					     "<end_of_turn>", "<|endoftext|>", "<|eom_id|>",
-					     "<EOT>", "<|end_of_text|>" };
-	msgpack_zone zone;
-	msgpack_object o;
-	size_t off = 0;
-	msgpack_zone_init(&zone, 1 << 16);
-	if (msgpack_unpack((const char *)vm->data, vm->size, &off, &zone, &o) ==
-		    MSGPACK_UNPACK_SUCCESS &&
-	    o.type == MSGPACK_OBJECT_MAP) {
-		for (uint32_t i = 0; i < o.via.map.size; i++) {
-			msgpack_object_kv *kv = &o.via.map.ptr[i];
-			if (kv->key.type != MSGPACK_OBJECT_STR || kv->key.via.str.size != 6 ||
-			    memcmp(kv->key.via.str.ptr, "tokens", 6) ||
-			    kv->val.type != MSGPACK_OBJECT_ARRAY)
-				continue;
-			for (uint32_t t = 0; t < kv->val.via.array.size && (int)t < n_vocab; t++) {
-				msgpack_object *s = &kv->val.via.array.ptr[t];
-				if (s->type != MSGPACK_OBJECT_STR)
-					continue;
-				for (size_t k = 0; k < sizeof names / sizeof names[0]; k++)
-					if (s->via.str.size == strlen(names[k]) &&
-					    !memcmp(s->via.str.ptr, names[k], s->via.str.size))
-						add_eog((int32_t)t, n_vocab);
-			}
-		}
-	}
-	msgpack_zone_destroy(&zone);
-}
+static tok_vocab *vocab;
+static int32_t think_open = TOK_NULL, think_close = TOK_NULL;
 
 /* ---- jobs ---- */
 
@@ -205,12 +146,21 @@ typedef struct job {
 	int np;
 	int pos;          /* tokens in the cache */
 	int n_gen;
+	int n_predict;    /* -1: until the end of the context */
 	int32_t last;     /* token to feed next (generation phase) */
 	int slot;
 	int active;
+	int thinking;
 	uint64_t ordinal;
 	slm_sampler *smp;
 	double t0, t_prompt;
+	/* stop strings: generated text is kept while a stop string may
+	 * still be completing; held-back tok records wait in held */
+	char *stop[MAX_STOPS];
+	size_t nstop;
+	char *text;
+	size_t ntext, captext;
+	json_t *held;     /* array of tok records not yet written */
 } job;
 
 static void finish(job *j, const char *reason)
@@ -225,7 +175,67 @@ static void finish(job *j, const char *reason)
 	json_decref(j->id);
 	free(j->prompt);
 	sampler_free(j->smp);
+	for (size_t i = 0; i < j->nstop; i++)
+		free(j->stop[i]);
+	free(j->text);
+	json_decref(j->held);
 	memset(j, 0, sizeof *j);
+}
+
+/* Append a token's text; returns 1 when a stop string has appeared (the
+ * held-back records are then dropped), else writes whatever can no longer
+ * be part of a stop string. */
+static int stop_check(job *j, int32_t tok, json_t *rec)
+{
+	if (j->nstop == 0) {
+		put(rec);
+		return 0;
+	}
+	char buf[512];
+	size_t n = tok_piece(vocab, tok, 0, buf, sizeof buf);
+	if (n > sizeof buf)
+		n = sizeof buf;
+	if (j->ntext + n + 1 > j->captext) {
+		j->captext = (j->ntext + n + 1) * 2;
+		j->text = slm_xrealloc(j->text, j->captext);
+	}
+	memcpy(j->text + j->ntext, buf, n);
+	j->ntext += n;
+	j->text[j->ntext] = 0;
+	json_array_append_new(j->held, rec);
+	for (size_t i = 0; i < j->nstop; i++)
+		if (memmem(j->text, j->ntext, j->stop[i], strlen(j->stop[i])))
+			return 1;
+	/* longest tail of the text that begins some stop string */
+	size_t keep = 0;
+	for (size_t i = 0; i < j->nstop; i++) {
+		size_t sl = strlen(j->stop[i]);
+		for (size_t k = sl - 1; k > keep; k--)
+			if (k <= j->ntext && !memcmp(j->text + j->ntext - k, j->stop[i], k)) {
+				keep = k;
+				break;
+			}
+	}
+	if (keep == 0) {
+		size_t nh = json_array_size(j->held);
+		for (size_t i = 0; i < nh; i++)
+			put(json_incref(json_array_get(j->held, i)));
+		json_array_clear(j->held);
+		j->ntext = 0;
+	} else if (keep < j->ntext) {
+		memmove(j->text, j->text + j->ntext - keep, keep);
+		j->ntext = keep;
+	}
+	return 0;
+}
+
+/* Write the records a stop string did not claim (end of sequence). */
+static void flush_held(job *j)
+{
+	size_t nh = json_array_size(j->held);
+	for (size_t i = 0; i < nh; i++)
+		put(json_incref(json_array_get(j->held, i)));
+	json_array_clear(j->held);
 }
 
 static void job_error(json_t *id, const char *msg)
@@ -256,6 +266,7 @@ static float gen_default(const slm_bundle *b, const char *key, float def)
 enum {
 	OPT_VERSION = 256, OPT_JSON, OPT_TEMP, OPT_TOPK, OPT_TOPP, OPT_MINP, OPT_REP,
 	OPT_REPN, OPT_FREQ, OPT_PRES, OPT_SEED, OPT_LOGPROBS, OPT_PARALLEL, OPT_BATCH,
+	OPT_STOP,
 };
 
 static double parse_float(const char *optname, const char *arg, double lo, double hi)
@@ -292,6 +303,7 @@ int main(int argc, char **argv)
 		{ "presence-penalty", required_argument, NULL, OPT_PRES },
 		{ "seed", required_argument, NULL, OPT_SEED },
 		{ "logprobs", required_argument, NULL, OPT_LOGPROBS },
+		{ "stop", required_argument, NULL, OPT_STOP },
 		{ "force", no_argument, NULL, 'f' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "verbose", no_argument, NULL, 'v' },
@@ -321,15 +333,25 @@ int main(int argc, char **argv)
 		case OPT_FREQ: opt.sp.freq_penalty = (float)parse_float("--frequency-penalty", optarg, -100, 100); break;
 		case OPT_PRES: opt.sp.presence_penalty = (float)parse_float("--presence-penalty", optarg, -100, 100); break;
 		case OPT_SEED: {
+			/* -1 means a random seed, as in llama.cpp */
+			if (!strcmp(optarg, "-1"))
+				break;
 			char *end;
 			errno = 0;
 			unsigned long long s = strtoull(optarg, &end, 0);
-			if (errno || end == optarg || *end)
-				slm_die(EX_USAGE, "--seed: '%s' is not an unsigned integer", optarg);
+			if (errno || end == optarg || *end || optarg[0] == '-')
+				slm_die(EX_USAGE, "--seed: '%s' is not an unsigned integer (or -1)", optarg);
 			opt.sp.seed = s;
 			opt.have_seed = 1;
 			break;
 		}
+		case OPT_STOP:
+			if (opt.nstop == MAX_STOPS)
+				slm_die(EX_USAGE, "--stop: at most %d stop strings", MAX_STOPS);
+			if (!*optarg)
+				slm_die(EX_USAGE, "--stop: empty string");
+			opt.stop[opt.nstop++] = slm_xstrdup(optarg);
+			break;
 		case OPT_LOGPROBS: opt.logprobs = (int)slm_cli_long("--logprobs", optarg, 0, 100); break;
 		case 'f': opt.force = 1; break;
 		case 'q': opt.quiet = 1; break;
@@ -371,7 +393,9 @@ int main(int argc, char **argv)
 	/* memory: weights + KV cache must fit; -c defaults to the model's
 	 * context, reduced to what fits */
 	uint64_t avail = mem_available();
-	uint64_t weights = bundle_file_size(b);
+	uint64_t weights = 0;
+	for (size_t i = 0; i < bundle_n_tensors(b); i++)
+		weights += bundle_tensor_at(b, i)->size;
 	uint64_t scratch = 64ull << 20;
 	int n_ctx = opt.n_ctx ? opt.n_ctx : m.n_ctx_train;
 	if (!opt.n_ctx && avail) {
@@ -394,7 +418,13 @@ int main(int argc, char **argv)
 	int max_batch = opt.batch < slots ? slots : opt.batch;
 	slm_ctx *ctx = ctx_new(&m, &kv, pool, max_batch);
 	float *logits = slm_xmalloc((size_t)max_batch * (size_t)m.n_vocab * sizeof(float));
-	find_eog(b, m.n_vocab);
+	if (tok_vocab_from_bundle(&vocab, b, &err) < 0)
+		slm_die_err(&err);
+	if (tok_n_vocab(vocab) > m.n_vocab)
+		slm_die(EX_DATAERR, "%s: the vocabulary has %d tokens, the model only %d",
+			bundle_path(b), tok_n_vocab(vocab), m.n_vocab);
+	think_open = tok_find(vocab, "<think>", 7);
+	think_close = tok_find(vocab, "</think>", 8);
 	if (opt.verbose)
 		fprintf(stderr,
 			"%s: %s: %s, %d layers, %d threads, kernels %s, context %d x %d slots, loaded in %.0f ms\n",
@@ -410,7 +440,7 @@ int main(int argc, char **argv)
 		slm_cli_refuse_tty(stdout, opt.force, "a token stream (use --json for text)");
 	}
 	out = swriter_new(fo, opt.json);
-	const slm_member *vm = bundle_find_member(b, SLM_VOCAB_MEMBER);
+	const slm_member *vm = bundle_find_member(b, "tokenizer/vocab.msgpack");
 	put(stream_header(vm ? vm->sha256 : NULL, bundle_str(b, "name")));
 
 	slm_sreader *rd = sreader_open(opt.in, &err);
@@ -497,7 +527,36 @@ int main(int argc, char **argv)
 			j->np = (int)np;
 			j->prompt = slm_xmalloc(np * sizeof *j->prompt);
 			j->ordinal = ordinal++;
-			j->smp = sampler_new(&opt.sp, m.n_vocab, j->ordinal);
+			/* per-request options (slm-tok passes them in meta) */
+			json_t *meta = json_object_get(rec, "meta");
+			slm_sample_params sp = opt.sp;
+			j->n_predict = opt.n_predict;
+			json_t *v;
+			if (json_is_integer(v = json_object_get(meta, "max_tokens")) &&
+			    json_integer_value(v) >= 0)
+				j->n_predict = (int)(json_integer_value(v) > INT32_MAX ? INT32_MAX : json_integer_value(v));
+			if (json_is_number(v = json_object_get(meta, "temperature")))
+				sp.temp = (float)json_number_value(v);
+			if (json_is_number(v = json_object_get(meta, "top_p")))
+				sp.top_p = (float)json_number_value(v);
+			if (json_is_integer(v = json_object_get(meta, "top_k")))
+				sp.top_k = (int)json_integer_value(v);
+			if (json_is_number(v = json_object_get(meta, "min_p")))
+				sp.min_p = (float)json_number_value(v);
+			if (json_is_integer(v = json_object_get(meta, "seed")))
+				sp.seed = (uint64_t)json_integer_value(v);
+			j->smp = sampler_new(&sp, m.n_vocab, json_is_integer(json_object_get(meta, "seed")) ? 0 : j->ordinal);
+			for (int i = 0; i < opt.nstop; i++)
+				j->stop[j->nstop++] = slm_xstrdup(opt.stop[i]);
+			v = json_object_get(meta, "stop");
+			if (json_is_string(v) && j->nstop < MAX_STOPS && json_string_length(v))
+				j->stop[j->nstop++] = slm_xstrdup(json_string_value(v));
+			for (size_t i = 0; json_is_array(v) && i < json_array_size(v); i++) {
+				const char *st = json_string_value(json_array_get(v, i));
+				if (st && *st && j->nstop < MAX_STOPS)
+					j->stop[j->nstop++] = slm_xstrdup(st);
+			}
+			j->held = json_array();
 			for (size_t i = 0; i < np; i++) {
 				j->prompt[i] = (int32_t)json_integer_value(json_array_get(toks, i));
 				sampler_accept(j->smp, j->prompt[i]);
@@ -551,6 +610,10 @@ int main(int argc, char **argv)
 			float *lg = logits + (size_t)ent[i].logits * (size_t)m.n_vocab;
 			if (opt.logprobs)
 				top_logprobs(lg, m.n_vocab, opt.logprobs, lp_ids, lp_val);
+			if (j->n_predict == 0) {
+				finish(j, "length");
+				continue;
+			}
 			/* the model's log-probability of the chosen token, taken
 			 * before the sampler's penalties change the logits */
 			double lse = opt.logprobs ? logsumexp(lg, m.n_vocab) : 0;
@@ -569,13 +632,26 @@ int main(int argc, char **argv)
 				json_object_set_new(rec, "logprob", json_real(raw[tok] - lse));
 				json_object_set_new(rec, "top", top);
 			}
-			put(rec);
-			if (is_eog(tok))
+			if (tok == think_open)
+				j->thinking = 1;
+			if (j->thinking)
+				json_object_set_new(rec, "think", json_true());
+			if (tok == think_close)
+				j->thinking = 0;
+			if (stop_check(j, tok, rec)) {
+				finish(j, "stop");
+				continue;
+			}
+			if (tok_is_eog(vocab, tok)) {
+				flush_held(j);
 				finish(j, "eos");
-			else if (opt.n_predict >= 0 && j->n_gen >= opt.n_predict)
+			} else if (j->n_predict >= 0 && j->n_gen >= j->n_predict) {
+				flush_held(j);
 				finish(j, "length");
-			else if (j->pos >= n_ctx)
+			} else if (j->pos >= n_ctx) {
+				flush_held(j);
 				finish(j, "context");
+			}
 		}
 	}
 	pthread_join(rt, NULL);
@@ -592,7 +668,9 @@ int main(int argc, char **argv)
 	free(ent_job);
 	free(jobs);
 	free(logits);
-	free(eog);
+	tok_vocab_free(vocab);
+	for (int i = 0; i < opt.nstop; i++)
+		free(opt.stop[i]);
 	ctx_free(ctx);
 	pool_free(pool);
 	kv_free(&kv);

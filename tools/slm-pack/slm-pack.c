@@ -432,6 +432,9 @@ static int cmd_build(const char *arg)
 {
 	slm_bundle *b = open_bundle(arg);
 	slm_err err;
+	/* never launder damage into fresh checksums */
+	if (bundle_verify(b, &err) < 0)
+		slm_die_err(&err);
 	json_t *man = json_deep_copy(bundle_manifest(b));
 	json_object_del(man, "tensors");
 	json_object_del(man, "members");
@@ -461,7 +464,7 @@ static int cmd_build(const char *arg)
 	if (opt.draft && !strcmp(opt.draft, "-"))
 		slm_die(EX_USAGE, "--draft: give the draft bundle as a file, not standard input");
 	if (opt.draft) {
-		if (bundle_open(&draft, opt.draft, &err) < 0)
+		if (bundle_open(&draft, opt.draft, &err) < 0 || bundle_verify(draft, &err) < 0)
 			slm_die_err(&err);
 		if (bundle_find_member(draft, "draft.slm"))
 			slm_die(EX_DATAERR, "%s: a draft model cannot carry a draft itself",
@@ -587,7 +590,6 @@ static int cmd_install(const char *arg)
 	sprintf(dest, "%s/%s.slm", dir, name);
 	free(af.path);
 	af.path = slm_xstrdup(dest);
-	bundle_close(b);
 	if (slm_afile_commit(&af, &err) < 0)
 		slm_die_err(&err);
 	/* default.slm: a symlink, replaced atomically */
@@ -614,6 +616,7 @@ static int cmd_install(const char *arg)
 	free(dir);
 	free(staging);
 	free(fallback);
+	bundle_close(b);
 	return 0;
 }
 

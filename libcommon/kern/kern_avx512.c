@@ -1,0 +1,730 @@
+/*
+ * kern_avx512.c - AVX-512 (F/BW/DQ/VL + VNNI, BF16 where present) kernels:
+ * Skylake-X-class and later Intel, Zen 4 and later AMD. Compiled for that
+ * instruction set by a target pragma; kern.c uses the table only when the
+ * CPU has it, on top of the AVX2 table (dequantization comes from there).
+ *
+ * 32-element types handle two blocks per 512-bit vector with vpdpbusd
+ * (u8 x s8); the activation's block sums turn the weights' offsets (8, 16,
+ * or 128 for q8_0 made unsigned) into an initial accumulator.
+ */
+#include "kern_blocks.h"
+
+#if defined(__x86_64__) || defined(__i386__)
+
+#include <immintrin.h>
+#include <math.h>
+
+#if defined(__clang__)
+#pragma clang attribute push(__attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512dq,avx512vl,avx512vnni"))), apply_to = function)
+#pragma STDC FP_CONTRACT OFF
+#else
+#pragma GCC push_options
+#pragma GCC target("avx2,fma,f16c,avx512f,avx512bw,avx512dq,avx512vl,avx512vnni")
+#pragma GCC optimize("fp-contract=off")
+#endif
+
+#define AI static inline __attribute__((always_inline))
+
+AI __m512i ld512(const void *p) { return _mm512_loadu_si512(p); }
+AI __m256i ld256(const void *p) { return _mm256_loadu_si256((const __m256i *)p); }
+AI __m128i ld128(const void *p) { return _mm_loadu_si128((const __m128i *)p); }
+
+AI float h2f(const uint8_t *p)
+{
+	return _cvtsh_ss(kb_ld16(p));
+}
+
+/* ---------------------------------------------------------------------
+ * 32-element types, two blocks (i, i+1) per vector, elements in natural
+ * order: lanes of 32 bits 0-7 belong to block i, 8-15 to block i+1. The
+ * pair's bytes come in with one masked load (fault-free past the row end);
+ * vpermw spreads its quants and its f16 scales over the lanes.
+ * --------------------------------------------------------------------- */
+
+AI int bbytes32(int T)
+{
+	return T == KT_Q4_0 ? 18 : T == KT_Q4_1 ? 20 : T == KT_Q5_0 ? 22 :
+	       T == KT_Q5_1 ? 24 : 34;
+}
+
+/* 32 word indices: lanes 0-15 -> a + k % per, 16-31 -> b + k % per, for
+ * k = lane % 16 (per 8: a 16-byte group twice, per 16: a 32-byte run) */
+AI __m512i widx(int a, int b, int per)
+{
+	short e[32];
+	for (int k = 0; k < 32; k++)
+		e[k] = (short)((k < 16 ? a : b) + (k % 16) % per);
+	return _mm512_loadu_si512(e);
+}
+
+typedef struct {
+	__m512i qi, di, mi, sh;
+} dec32_consts;
+
+AI dec32_consts dec32_init(int T)
+{
+	const int bb = bbytes32(T), w1 = bb / 2;
+	const int qo = T == KT_Q4_0 ? 2 : T == KT_Q4_1 ? 4 : T == KT_Q5_0 ? 6 : 8;
+	dec32_consts k;
+	k.qi = widx(qo / 2, w1 + qo / 2, 8);
+	/* scales: lanes 0-7 word 0, 8-15 word w1 (only the low 16 used) */
+	k.di = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_set_epi16(
+		w1, w1, w1, w1, w1, w1, w1, w1, 0, 0, 0, 0, 0, 0, 0, 0)),
+		_mm256_setzero_si256(), 1);
+	k.mi = _mm512_add_epi16(k.di, _mm512_set1_epi16(1));
+	/* shift counts: 0 for the low nibbles, 4 for the high ones */
+	k.sh = _mm512_set_epi64(0x0004000400040004LL, 0x0004000400040004LL, 0, 0,
+				0x0004000400040004LL, 0x0004000400040004LL, 0, 0);
+	return k;
+}
+
+AI void mm32_step(const int T, const int R, const int C, const int single,
+		  const dec32_consts *K, int64_t nb, int64_t i, const uint8_t *W,
+		  size_t rb, const uint8_t *A, size_t as, __m512 acc[4][4],
+		  __m512 accm[4][4])
+{
+	const int bb = bbytes32(T);
+	const int hasm = T == KT_Q4_1 || T == KT_Q5_1;
+	const size_t qo = a32_qs_off(nb), dlo = a32_dl_off(nb), axo = a32_aux_off(nb);
+	const __mmask64 k32 = single ? 0xffffffffULL : ~0ULL;
+	const __mmask16 k8 = single ? 0xff : 0xffff;
+	__m512i a[4], ai[4];
+	__m512 dl[4], af[4];
+#pragma GCC unroll 4
+	for (int c = 0; c < C; c++) {
+		const uint8_t *ac = A + c * as;
+		a[c] = _mm512_maskz_loadu_epi8(k32, ac + qo + 32 * i);
+		dl[c] = _mm512_maskz_loadu_ps(k8, ac + dlo + 32 * i);
+		ai[c] = _mm512_maskz_loadu_epi32(k8, ac + axo + 32 * i);
+		af[c] = _mm512_castsi512_ps(ai[c]);
+	}
+#pragma GCC unroll 4
+	for (int r = 0; r < R; r++) {
+		const uint8_t *b0 = W + r * rb + i * bb;
+		__m512i raw = _mm512_maskz_loadu_epi16(single ? (1u << (bb / 2)) - 1 :
+							     (T == KT_Q8_0 ? 0x3ffffu : (1u << bb) - 1), b0);
+		__m512i u;
+		if (T == KT_Q8_0) {
+			__m512i v = single ? _mm512_zextsi256_si512(ld256(b0 + 2)) :
+					     _mm512_inserti64x4(_mm512_castsi256_si512(ld256(b0 + 2)),
+								ld256(b0 + bb + 2), 1);
+			u = _mm512_xor_si512(v, _mm512_set1_epi8((char)0x80));
+		} else {
+			u = _mm512_permutexvar_epi16(K->qi, raw);
+			u = _mm512_and_si512(_mm512_srlv_epi16(u, K->sh), _mm512_set1_epi8(0x0f));
+			if (T == KT_Q5_0 || T == KT_Q5_1) {
+				int ho = T == KT_Q5_0 ? 2 : 4;
+				__mmask64 hk = kb_ld32(b0 + ho) |
+					       (uint64_t)(single ? 0 : kb_ld32(b0 + bb + ho)) << 32;
+				u = _mm512_mask_add_epi8(u, hk, u, _mm512_set1_epi8(0x10));
+			}
+		}
+		__m512 dw = _mm512_cvtph_ps(_mm512_castsi512_si256(_mm512_permutexvar_epi16(
+			T == KT_Q8_0 ? _mm512_set_epi64(0, 0, 0, 0, 0x0011001100110011LL,
+							0x0011001100110011LL, 0, 0) : K->di, raw)));
+		__m512 m = hasm ? _mm512_cvtph_ps(_mm512_castsi512_si256(
+					  _mm512_permutexvar_epi16(K->mi, raw))) : dw;
+#pragma GCC unroll 4
+		for (int c = 0; c < C; c++) {
+			__m512i p = _mm512_dpbusd_epi32(hasm ? _mm512_setzero_si512() : ai[c], u, a[c]);
+			acc[r][c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), _mm512_mul_ps(dw, dl[c]),
+						    acc[r][c]);
+			if (hasm)
+				accm[r][c] = _mm512_fmadd_ps(m, af[c], accm[r][c]);
+		}
+	}
+}
+
+/* U = 2: two sets of accumulators, alternating pairs (latency of one row) */
+AI void mm32_tile(const int T, const int R, const int C, int64_t nb,
+		  const uint8_t *W, size_t rb, const uint8_t *A, size_t as,
+		  float *y, int64_t ldy)
+{
+	const int U = R * C == 1 ? 2 : 1;
+	const dec32_consts K = dec32_init(T);
+	__m512 acc[4][4], accm[4][4], acc2[4][4], accm2[4][4];
+#pragma GCC unroll 4
+	for (int r = 0; r < R; r++)
+#pragma GCC unroll 4
+		for (int c = 0; c < C; c++)
+			acc[r][c] = accm[r][c] = acc2[r][c] = accm2[r][c] = _mm512_setzero_ps();
+	int64_t i = 0;
+	if (U == 2)
+		for (; i + 4 <= nb; i += 4) {
+			mm32_step(T, R, C, 0, &K, nb, i, W, rb, A, as, acc, accm);
+			mm32_step(T, R, C, 0, &K, nb, i + 2, W, rb, A, as, acc2, accm2);
+		}
+	for (; i + 2 <= nb; i += 2)
+		mm32_step(T, R, C, 0, &K, nb, i, W, rb, A, as, acc, accm);
+	if (i < nb)
+		mm32_step(T, R, C, 1, &K, nb, i, W, rb, A, as, acc, accm);
+#pragma GCC unroll 4
+	for (int r = 0; r < R; r++)
+#pragma GCC unroll 4
+		for (int c = 0; c < C; c++) {
+			__m512 t = _mm512_add_ps(acc[r][c], accm[r][c]);
+			if (U == 2)
+				t = _mm512_add_ps(t, _mm512_add_ps(acc2[r][c], accm2[r][c]));
+			y[c * ldy + r] = _mm512_reduce_add_ps(t);
+		}
+}
+
+/* One activation: row by row (one sequential stream through the weights,
+ * which the hardware prefetchers follow; interleaving rows is slower on
+ * matrices larger than the caches). Several: tiles of 2 rows x 4 activations. */
+#define MM_DRIVER(NAME, TILE, T) \
+	static void NAME(int64_t n, const void *W, size_t rb, int64_t nr, \
+			 const void *acts, size_t as, int B, float *y, \
+			 int64_t ldy) \
+	{ \
+		const uint8_t *w = W, *a = acts; \
+		int b = 0; \
+		for (; b + 4 <= B; b += 4) { \
+			int64_t r = 0; \
+			for (; r + 2 <= nr; r += 2) \
+				TILE(T, 2, 4, n, w + r * rb, rb, a + b * as, as, \
+				     y + b * ldy + r, ldy); \
+			for (; r < nr; r++) \
+				TILE(T, 1, 4, n, w + r * rb, rb, a + b * as, as, \
+				     y + b * ldy + r, ldy); \
+		} \
+		for (; b < B; b++) \
+			for (int64_t r = 0; r < nr; r++) \
+				TILE(T, 1, 1, n, w + r * rb, rb, a + b * as, as, \
+				     y + b * ldy + r, ldy); \
+	}
+
+#define TILE32(T, R, C, n, w, rb, a, as, y, ldy) \
+	mm32_tile(T, R, C, (n) / QK, w, rb, a, as, y, ldy)
+MM_DRIVER(mm_q4_0, TILE32, KT_Q4_0)
+MM_DRIVER(mm_q4_1, TILE32, KT_Q4_1)
+MM_DRIVER(mm_q5_0, TILE32, KT_Q5_0)
+MM_DRIVER(mm_q5_1, TILE32, KT_Q5_1)
+MM_DRIVER(mm_q8_0, TILE32, KT_Q8_0)
+
+/* ---------------------------------------------------------------------
+ * k-quants: vpmaddubsw, then vpdpwssd with the sub-block scales
+ * --------------------------------------------------------------------- */
+
+/* 32 int16 lanes: lane k = src lane (base + k / per) */
+AI __m512i sc_idx(int base, int per)
+{
+	short e[32];
+	for (int k = 0; k < 32; k++)
+		e[k] = (short)(base + k / per);
+	return ld512(e);
+}
+
+AI void mmk45_tile(const int T, const int R, const int C, int64_t nb,
+		   const uint8_t *W, size_t rb, const uint8_t *A, size_t as,
+		   float *y, int64_t ldy)
+{
+	const int hb = T == KT_Q5_K;
+	const int bb = hb ? 176 : 144, qo = hb ? 48 : 16;
+	const size_t aqo = ak_qs_off(nb), abo = ak_bs_off(nb);
+	const __m256i m4 = _mm256_set1_epi8(0x0f);
+	const __m256i mdup = _mm256_set_epi16(7, 7, 6, 6, 5, 5, 4, 4, 3, 3, 2, 2, 1, 1, 0, 0);
+	const __m512i sidx = sc_idx(0, 16);
+	__m512 acc[4][4];
+	__m256 accm[4][4];
+#pragma GCC unroll 4
+	for (int r = 0; r < R; r++)
+#pragma GCC unroll 4
+		for (int c = 0; c < C; c++) {
+			acc[r][c] = _mm512_setzero_ps();
+			accm[r][c] = _mm256_setzero_ps();
+		}
+	for (int64_t i = 0; i < nb; i++) {
+		float da[4];
+		__m256i bsum[4];
+#pragma GCC unroll 4
+		for (int c = 0; c < C; c++) {
+			const uint8_t *ac = A + c * as;
+			da[c] = kb_bits_f32(kb_ld32(ac + 4 * i));
+			bsum[c] = ld256(ac + abo + 32 * i);
+		}
+#pragma GCC unroll 4
+		for (int r = 0; r < R; r++) {
+			const uint8_t *b = W + r * rb + i * bb;
+			uint32_t sm[4];
+			kb_scales_k4(b + 4, sm);
+			__m128i smv = _mm_set_epi32((int)sm[3], (int)sm[2], (int)sm[1], (int)sm[0]);
+			__m512i sc16 = _mm512_castsi128_si512(_mm_cvtepu8_epi16(smv));
+			__m256i m16 = _mm256_permutexvar_epi16(mdup,
+				_mm256_castsi128_si256(_mm_cvtepu8_epi16(_mm_srli_si128(smv, 8))));
+			__m512i hbits = hb ? _mm512_broadcast_i64x4(ld256(b + 16)) : _mm512_setzero_si512();
+			__m512i isum[4];
+#pragma GCC unroll 4
+			for (int c = 0; c < C; c++)
+				isum[c] = _mm512_setzero_si512();
+#pragma GCC unroll 4
+			for (int j = 0; j < 4; j++) {
+				__m256i q = ld256(b + qo + 32 * j);
+				__m512i z = _mm512_inserti64x4(
+					_mm512_castsi256_si512(_mm256_and_si256(q, m4)),
+					_mm256_and_si256(_mm256_srli_epi16(q, 4), m4), 1);
+				if (hb) {
+					__m512i bit = _mm512_inserti64x4(
+						_mm512_set1_epi8((char)(1 << (2 * j))),
+						_mm256_set1_epi8((char)(1 << (2 * j + 1))), 1);
+					__mmask64 k = _mm512_test_epi8_mask(hbits, bit);
+					z = _mm512_mask_add_epi8(z, k, z, _mm512_set1_epi8(0x10));
+				}
+				__m512i s = _mm512_permutexvar_epi16(
+					_mm512_add_epi16(sidx, _mm512_set1_epi16((short)(2 * j))), sc16);
+#pragma GCC unroll 4
+				for (int c = 0; c < C; c++) {
+					__m512i a = ld512(A + c * as + aqo + QKK * i + 64 * j);
+					isum[c] = _mm512_dpwssd_epi32(isum[c], _mm512_maddubs_epi16(z, a), s);
+				}
+			}
+			float d = h2f(b), dmin = h2f(b + 2);
+#pragma GCC unroll 4
+			for (int c = 0; c < C; c++) {
+				acc[r][c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum[c]),
+							    _mm512_set1_ps(da[c] * d), acc[r][c]);
+				accm[r][c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_madd_epi16(bsum[c], m16)),
+							     _mm256_set1_ps(da[c] * dmin), accm[r][c]);
+			}
+		}
+	}
+#pragma GCC unroll 4
+	for (int r = 0; r < R; r++)
+#pragma GCC unroll 4
+		for (int c = 0; c < C; c++) {
+			__m256 m = accm[r][c];
+			__m128 m4 = _mm_add_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+			m4 = _mm_add_ps(m4, _mm_movehl_ps(m4, m4));
+			m4 = _mm_add_ss(m4, _mm_movehdup_ps(m4));
+			y[c * ldy + r] = _mm512_reduce_add_ps(acc[r][c]) - _mm_cvtss_f32(m4);
+		}
+}
+
+AI void mmq6k_tile(const int T, const int R, const int C, int64_t nb,
+		   const uint8_t *W, size_t rb, const uint8_t *A, size_t as,
+		   float *y, int64_t ldy)
+{
+	(void)T;
+	const size_t aqo = ak_qs_off(nb), abo = ak_bs_off(nb);
+	const __m512i m4 = _mm512_set1_epi8(0x0f), m3 = _mm512_set1_epi8(3);
+	const __m512i m30 = _mm512_set1_epi8(0x30);
+	const __m512i hsh = _mm512_inserti64x4(_mm512_setzero_si512(), _mm256_set1_epi16(2), 1);
+	const __m512i sidx = sc_idx(0, 8);
+	__m512 acc[4][4];
+#pragma GCC unroll 4
+	for (int r = 0; r < R; r++)
+#pragma GCC unroll 4
+		for (int c = 0; c < C; c++)
+			acc[r][c] = _mm512_setzero_ps();
+	for (int64_t i = 0; i < nb; i++) {
+		float da[4];
+		__m256i bsum[4];
+#pragma GCC unroll 4
+		for (int c = 0; c < C; c++) {
+			const uint8_t *ac = A + c * as;
+			da[c] = kb_bits_f32(kb_ld32(ac + 4 * i));
+			bsum[c] = ld256(ac + abo + 32 * i);
+		}
+#pragma GCC unroll 4
+		for (int r = 0; r < R; r++) {
+			const uint8_t *b = W + r * rb + i * 210;
+			__m256i sc16y = _mm256_cvtepi8_epi16(ld128(b + 192));
+			__m512i sc16 = _mm512_castsi256_si512(sc16y);
+			__m512i isum[4];
+#pragma GCC unroll 4
+			for (int c = 0; c < C; c++) /* the -32 offset: 32 sum sc bsum */
+				isum[c] = _mm512_zextsi256_si512(
+					_mm256_slli_epi32(_mm256_madd_epi16(bsum[c], sc16y), 5));
+#pragma GCC unroll 2
+			for (int h = 0; h < 2; h++) {
+				__m512i L = ld512(b + 64 * h);
+				__m512i H = _mm512_srlv_epi16(_mm512_broadcast_i64x4(ld256(b + 128 + 32 * h)), hsh);
+				__m512i z[2];
+				z[0] = _mm512_ternarylogic_epi32(L, m4,
+					_mm512_slli_epi16(_mm512_and_si512(H, m3), 4), 0xea);
+				z[1] = _mm512_ternarylogic_epi32(_mm512_srli_epi16(L, 4), m4,
+					_mm512_and_si512(H, m30), 0xea);
+#pragma GCC unroll 2
+				for (int k = 0; k < 2; k++) {
+					__m512i s = _mm512_permutexvar_epi16(
+						_mm512_add_epi16(sidx, _mm512_set1_epi16((short)(8 * h + 4 * k))), sc16);
+#pragma GCC unroll 4
+					for (int c = 0; c < C; c++) {
+						__m512i a = ld512(A + c * as + aqo + QKK * i + 128 * h + 64 * k);
+						__m512i p = _mm512_maddubs_epi16(z[k], a);
+						isum[c] = _mm512_sub_epi32(isum[c], _mm512_madd_epi16(p, s));
+					}
+				}
+			}
+			float d = h2f(b + 208);
+#pragma GCC unroll 4
+			for (int c = 0; c < C; c++) /* isum holds -(sum) */
+				acc[r][c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum[c]),
+							    _mm512_set1_ps(-da[c] * d), acc[r][c]);
+		}
+	}
+#pragma GCC unroll 4
+	for (int r = 0; r < R; r++)
+#pragma GCC unroll 4
+		for (int c = 0; c < C; c++)
+			y[c * ldy + r] = _mm512_reduce_add_ps(acc[r][c]);
+}
+
+#define TILEK45(T, R, C, n, w, rb, a, as, y, ldy) \
+	mmk45_tile(T, R, C, (n) / QKK, w, rb, a, as, y, ldy)
+#define TILEQ6K(T, R, C, n, w, rb, a, as, y, ldy) \
+	mmq6k_tile(T, R, C, (n) / QKK, w, rb, a, as, y, ldy)
+MM_DRIVER(mm_q4_k, TILEK45, KT_Q4_K)
+MM_DRIVER(mm_q5_k, TILEK45, KT_Q5_K)
+MM_DRIVER(mm_q6_k, TILEQ6K, KT_Q6_K)
+
+/* ---------------------------------------------------------------------
+ * Float weights: f32, f16 (f32 activations), bf16 (bf16 activations)
+ * --------------------------------------------------------------------- */
+
+/* 16 weights (or fewer under mask k) as floats */
+AI __m512 ldw16(int T, const uint8_t *p, __mmask16 k)
+{
+	if (T == KT_F32)
+		return _mm512_maskz_loadu_ps(k, p);
+	__m256i h = _mm256_maskz_loadu_epi16(k, p);
+	if (T == KT_F16)
+		return _mm512_cvtph_ps(h);
+	return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+}
+
+AI void mmf_tile(const int T, const int R, const int C, int64_t n,
+		 const uint8_t *W, size_t rb, const uint8_t *A, size_t as,
+		 float *y, int64_t ldy)
+{
+	const int es = T == KT_F32 ? 4 : 2;
+	const int ae = T == KT_BF16 ? KT_BF16 : KT_F32, aes = T == KT_BF16 ? 2 : 4;
+	__m512 acc[4][4][2];
+#pragma GCC unroll 4
+	for (int r = 0; r < R; r++)
+#pragma GCC unroll 4
+		for (int c = 0; c < C; c++)
+			acc[r][c][0] = acc[r][c][1] = _mm512_setzero_ps();
+	for (int64_t i = 0; i < n; i += 32) {
+		int64_t left = n - i;
+		__mmask16 k0 = left >= 16 ? 0xffff : (__mmask16)((1u << left) - 1);
+		__mmask16 k1 = left >= 32 ? 0xffff : left <= 16 ? 0 :
+			       (__mmask16)((1u << (left - 16)) - 1);
+		__m512 a0[4], a1[4];
+#pragma GCC unroll 4
+		for (int c = 0; c < C; c++) {
+			a0[c] = ldw16(ae, A + c * as + aes * i, k0);
+			a1[c] = ldw16(ae, A + c * as + aes * (i + 16), k1);
+		}
+#pragma GCC unroll 4
+		for (int r = 0; r < R; r++) {
+			__m512 w0 = ldw16(T, W + r * rb + es * i, k0);
+			__m512 w1 = ldw16(T, W + r * rb + es * (i + 16), k1);
+#pragma GCC unroll 4
+			for (int c = 0; c < C; c++) {
+				acc[r][c][0] = _mm512_fmadd_ps(w0, a0[c], acc[r][c][0]);
+				acc[r][c][1] = _mm512_fmadd_ps(w1, a1[c], acc[r][c][1]);
+			}
+		}
+	}
+#pragma GCC unroll 4
+	for (int r = 0; r < R; r++)
+#pragma GCC unroll 4
+		for (int c = 0; c < C; c++)
+			y[c * ldy + r] = _mm512_reduce_add_ps(_mm512_add_ps(acc[r][c][0], acc[r][c][1]));
+}
+
+MM_DRIVER(mm_f32, mmf_tile, KT_F32)
+MM_DRIVER(mm_f16, mmf_tile, KT_F16)
+MM_DRIVER(mm_bf16, mmf_tile, KT_BF16)
+
+/* ---------------------------------------------------------------------
+ * Float helpers
+ * --------------------------------------------------------------------- */
+
+AI __mmask16 tail16(int64_t left)
+{
+	return left >= 16 ? 0xffff : (__mmask16)((1u << left) - 1);
+}
+
+/* exp(x), relative error about 2 ulp, 0 for -INFINITY and far below */
+AI __m512 exp16(__m512 x)
+{
+	x = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(-110.0f)), _mm512_set1_ps(88.72f));
+	__m512 k = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+					_MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+	__m512 r = _mm512_fnmadd_ps(k, _mm512_set1_ps(0.693359375f), x);
+	r = _mm512_fnmadd_ps(k, _mm512_set1_ps(-2.12194440e-4f), r);
+	__m512 p = _mm512_set1_ps(1.9875691500e-4f);
+	p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
+	p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
+	p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
+	p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
+	p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
+	p = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
+	return _mm512_scalef_ps(p, k);
+}
+
+static void rmsnorm_avx512(float *y, const float *x, const float *w, int64_t n,
+			   float eps)
+{
+	__m512 s0 = _mm512_setzero_ps(), s1 = _mm512_setzero_ps();
+	int64_t i = 0;
+	for (; i + 32 <= n; i += 32) {
+		__m512 a = _mm512_loadu_ps(x + i), b = _mm512_loadu_ps(x + i + 16);
+		s0 = _mm512_fmadd_ps(a, a, s0);
+		s1 = _mm512_fmadd_ps(b, b, s1);
+	}
+	for (; i < n; i += 16) {
+		__m512 a = _mm512_maskz_loadu_ps(tail16(n - i), x + i);
+		s0 = _mm512_fmadd_ps(a, a, s0);
+	}
+	double ss = _mm512_reduce_add_ps(_mm512_add_ps(s0, s1));
+	float scale = 1.0f / sqrtf((float)(ss / (double)n) + eps);
+	__m512 vs = _mm512_set1_ps(scale);
+	for (i = 0; i < n; i += 16) {
+		__mmask16 k = tail16(n - i);
+		__m512 v = _mm512_mul_ps(_mm512_maskz_loadu_ps(k, x + i), vs);
+		if (w)
+			v = _mm512_mul_ps(v, _mm512_maskz_loadu_ps(k, w + i));
+		_mm512_mask_storeu_ps(y + i, k, v);
+	}
+}
+
+static void softmax_avx512(float *x, int64_t n)
+{
+	__m512 vm = _mm512_set1_ps(-INFINITY);
+	for (int64_t i = 0; i < n; i += 16)
+		vm = _mm512_max_ps(vm, _mm512_mask_loadu_ps(_mm512_set1_ps(-INFINITY),
+							    tail16(n - i), x + i));
+	__m512 vmx = _mm512_set1_ps(_mm512_reduce_max_ps(vm)), vs = _mm512_setzero_ps();
+	for (int64_t i = 0; i < n; i += 16) {
+		__mmask16 k = tail16(n - i);
+		__m512 e = _mm512_maskz_mov_ps(k, exp16(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, x + i), vmx)));
+		vs = _mm512_add_ps(vs, e);
+		_mm512_mask_storeu_ps(x + i, k, e);
+	}
+	__m512 is = _mm512_set1_ps(1.0f / _mm512_reduce_add_ps(vs));
+	for (int64_t i = 0; i < n; i += 16) {
+		__mmask16 k = tail16(n - i);
+		_mm512_mask_storeu_ps(x + i, k, _mm512_mul_ps(_mm512_maskz_loadu_ps(k, x + i), is));
+	}
+}
+
+static void swiglu_avx512(float *y, const float *g, const float *u, int64_t n)
+{
+	const __m512 one = _mm512_set1_ps(1.0f);
+	for (int64_t i = 0; i < n; i += 16) {
+		__mmask16 k = tail16(n - i);
+		__m512 vg = _mm512_maskz_loadu_ps(k, g + i), vu = _mm512_maskz_loadu_ps(k, u + i);
+		__m512 e = exp16(_mm512_sub_ps(_mm512_setzero_ps(), vg));
+		_mm512_mask_storeu_ps(y + i, k, _mm512_mul_ps(_mm512_div_ps(vg, _mm512_add_ps(one, e)), vu));
+	}
+}
+
+static void geglu_avx512(float *y, const float *g, const float *u, int64_t n)
+{
+	const __m512 one = _mm512_set1_ps(1.0f), two = _mm512_set1_ps(2.0f);
+	for (int64_t i = 0; i < n; i += 16) {
+		__mmask16 k = tail16(n - i);
+		__m512 v = _mm512_maskz_loadu_ps(k, g + i), vu = _mm512_maskz_loadu_ps(k, u + i);
+		__m512 t = _mm512_fmadd_ps(_mm512_mul_ps(_mm512_set1_ps(0.044715f), v), v, one);
+		t = _mm512_mul_ps(_mm512_mul_ps(_mm512_set1_ps(0.7978845608028654f), v), t);
+		__m512 th = _mm512_sub_ps(one, _mm512_div_ps(two,
+			_mm512_add_ps(exp16(_mm512_mul_ps(two, t)), one)));
+		__m512 r = _mm512_mul_ps(_mm512_mul_ps(_mm512_mul_ps(_mm512_set1_ps(0.5f), v),
+						       _mm512_add_ps(one, th)), vu);
+		_mm512_mask_storeu_ps(y + i, k, r);
+	}
+}
+
+static void rope_avx512(float *x, int nh, int hd, int nrot, const float *cs,
+			int neox)
+{
+	int half = nrot / 2;
+	const float *c = cs, *s = cs + half;
+	const __m512i dup = _mm512_set_epi32(7, 7, 6, 6, 5, 5, 4, 4, 3, 3, 2, 2, 1, 1, 0, 0);
+	for (int h = 0; h < nh; h++) {
+		float *v = x + (int64_t)h * hd;
+		if (neox) {
+			for (int i = 0; i < half; i += 16) {
+				__mmask16 k = tail16(half - i);
+				__m512 x0 = _mm512_maskz_loadu_ps(k, v + i);
+				__m512 x1 = _mm512_maskz_loadu_ps(k, v + i + half);
+				__m512 vc = _mm512_maskz_loadu_ps(k, c + i), vs = _mm512_maskz_loadu_ps(k, s + i);
+				_mm512_mask_storeu_ps(v + i, k, _mm512_fmsub_ps(x0, vc, _mm512_mul_ps(x1, vs)));
+				_mm512_mask_storeu_ps(v + i + half, k, _mm512_fmadd_ps(x0, vs, _mm512_mul_ps(x1, vc)));
+			}
+		} else {
+			for (int i = 0; i < half; i += 8) {
+				int left = half - i < 8 ? half - i : 8;
+				__mmask16 k8 = (__mmask16)((1u << left) - 1);
+				__mmask16 k = (__mmask16)((1u << (2 * left)) - 1);
+				__m512 xv = _mm512_maskz_loadu_ps(k, v + 2 * i);
+				__m512 vc = _mm512_permutexvar_ps(dup, _mm512_maskz_loadu_ps(k8, c + i));
+				__m512 vs = _mm512_permutexvar_ps(dup, _mm512_maskz_loadu_ps(k8, s + i));
+				__m512 sw = _mm512_permute_ps(xv, 0xb1);
+				_mm512_mask_storeu_ps(v + 2 * i, k, _mm512_fmaddsub_ps(xv, vc, _mm512_mul_ps(sw, vs)));
+			}
+		}
+	}
+}
+
+AI __m512 ldkv16(int f16, const uint8_t *p, __mmask16 k)
+{
+	return f16 ? _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(k, p)) : _mm512_maskz_loadu_ps(k, p);
+}
+
+static void attn_dot_avx512(int kv_f16, const void *K, size_t stride,
+			    const float *q, int64_t hd, int64_t npos, float scale,
+			    float *scores)
+{
+	int es = kv_f16 ? 2 : 4;
+	for (int64_t t = 0; t < npos; t++) {
+		const uint8_t *k = (const uint8_t *)K + t * stride;
+		__m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps();
+		int64_t i = 0;
+		for (; i + 32 <= hd; i += 32) {
+			a0 = _mm512_fmadd_ps(ldkv16(kv_f16, k + es * i, 0xffff), _mm512_loadu_ps(q + i), a0);
+			a1 = _mm512_fmadd_ps(ldkv16(kv_f16, k + es * (i + 16), 0xffff),
+					     _mm512_loadu_ps(q + i + 16), a1);
+		}
+		for (; i < hd; i += 16) {
+			__mmask16 m = tail16(hd - i);
+			a0 = _mm512_fmadd_ps(ldkv16(kv_f16, k + es * i, m), _mm512_maskz_loadu_ps(m, q + i), a0);
+		}
+		scores[t] = _mm512_reduce_add_ps(_mm512_add_ps(a0, a1)) * scale;
+	}
+}
+
+static void attn_axpy_avx512(int kv_f16, const void *V, size_t stride,
+			     const float *p, int64_t hd, int64_t npos, float *out)
+{
+	int es = kv_f16 ? 2 : 4;
+	for (int64_t i = 0; i < hd; i += 64) { /* 64 outputs in registers over all t */
+		__mmask16 k[4];
+		__m512 o[4];
+		for (int j = 0; j < 4; j++) {
+			int64_t left = hd - i - 16 * j;
+			k[j] = left <= 0 ? 0 : tail16(left);
+			o[j] = _mm512_maskz_loadu_ps(k[j], out + i + 16 * j);
+		}
+		for (int64_t t = 0; t < npos; t++) {
+			const uint8_t *v = (const uint8_t *)V + t * stride + es * i;
+			__m512 a = _mm512_set1_ps(p[t]);
+			for (int j = 0; j < 4; j++)
+				o[j] = _mm512_fmadd_ps(a, ldkv16(kv_f16, v + 16 * es * j, k[j]), o[j]);
+		}
+		for (int j = 0; j < 4; j++)
+			_mm512_mask_storeu_ps(out + i + 16 * j, k[j], o[j]);
+	}
+}
+
+#if defined(__clang__)
+#pragma clang attribute pop
+#else
+#pragma GCC pop_options
+#endif
+
+/* bf16 x bf16 dot products (AVX512_BF16: Zen 4+, Cooper Lake, Sapphire
+ * Rapids): 32 products per vdpbf16ps. */
+#if defined(__clang__)
+#pragma clang attribute push(__attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512dq,avx512vl,avx512bf16"))), apply_to = function)
+#pragma STDC FP_CONTRACT OFF
+#else
+#pragma GCC push_options
+#pragma GCC target("avx2,fma,f16c,avx512f,avx512bw,avx512dq,avx512vl,avx512bf16")
+#pragma GCC optimize("fp-contract=off")
+#endif
+
+AI void mmbf_tile(const int T, const int R, const int C, int64_t n,
+		  const uint8_t *W, size_t rb, const uint8_t *A, size_t as,
+		  float *y, int64_t ldy)
+{
+	(void)T;
+	__m512 acc[4][4][2];
+#pragma GCC unroll 4
+	for (int r = 0; r < R; r++)
+#pragma GCC unroll 4
+		for (int c = 0; c < C; c++)
+			acc[r][c][0] = acc[r][c][1] = _mm512_setzero_ps();
+	for (int64_t i = 0; i < n; i += 64) {
+		int64_t left = n - i;
+		__mmask32 k0 = left >= 32 ? 0xffffffffu : (__mmask32)((1ull << left) - 1);
+		__mmask32 k1 = left >= 64 ? 0xffffffffu : left <= 32 ? 0 :
+			       (__mmask32)((1ull << (left - 32)) - 1);
+		__m512bh a0[4], a1[4];
+#pragma GCC unroll 4
+		for (int c = 0; c < C; c++) {
+			a0[c] = (__m512bh)_mm512_maskz_loadu_epi16(k0, A + c * as + 2 * i);
+			a1[c] = (__m512bh)_mm512_maskz_loadu_epi16(k1, A + c * as + 2 * (i + 32));
+		}
+#pragma GCC unroll 4
+		for (int r = 0; r < R; r++) {
+			__m512bh w0 = (__m512bh)_mm512_maskz_loadu_epi16(k0, W + r * rb + 2 * i);
+			__m512bh w1 = (__m512bh)_mm512_maskz_loadu_epi16(k1, W + r * rb + 2 * (i + 32));
+#pragma GCC unroll 4
+			for (int c = 0; c < C; c++) {
+				acc[r][c][0] = _mm512_dpbf16_ps(acc[r][c][0], w0, a0[c]);
+				acc[r][c][1] = _mm512_dpbf16_ps(acc[r][c][1], w1, a1[c]);
+			}
+		}
+	}
+#pragma GCC unroll 4
+	for (int r = 0; r < R; r++)
+#pragma GCC unroll 4
+		for (int c = 0; c < C; c++)
+			y[c * ldy + r] = _mm512_reduce_add_ps(_mm512_add_ps(acc[r][c][0], acc[r][c][1]));
+}
+
+MM_DRIVER(mm_bf16_dp, mmbf_tile, KT_BF16)
+
+#if defined(__clang__)
+#pragma clang attribute pop
+#else
+#pragma GCC pop_options
+#endif
+
+int kern_avx512_built(void)
+{
+	return 1;
+}
+
+void kern_avx512_fill(kern_ops *o, int has_bf16)
+{
+	o->name = "avx512";
+	o->matmul[KT_F32] = mm_f32;
+	o->matmul[KT_F16] = mm_f16;
+	o->matmul[KT_BF16] = has_bf16 ? mm_bf16_dp : mm_bf16;
+	o->matmul[KT_Q4_0] = mm_q4_0;
+	o->matmul[KT_Q4_1] = mm_q4_1;
+	o->matmul[KT_Q5_0] = mm_q5_0;
+	o->matmul[KT_Q5_1] = mm_q5_1;
+	o->matmul[KT_Q8_0] = mm_q8_0;
+	o->matmul[KT_Q4_K] = mm_q4_k;
+	o->matmul[KT_Q5_K] = mm_q5_k;
+	o->matmul[KT_Q6_K] = mm_q6_k;
+	o->rmsnorm = rmsnorm_avx512;
+	o->softmax = softmax_avx512;
+	o->swiglu = swiglu_avx512;
+	o->geglu = geglu_avx512;
+	o->rope = rope_avx512;
+	o->attn_dot = attn_dot_avx512;
+	o->attn_axpy = attn_axpy_avx512;
+}
+
+#else /* not x86 */
+
+int kern_avx512_built(void)
+{
+	return 0;
+}
+
+void kern_avx512_fill(kern_ops *o, int has_bf16)
+{
+	(void)o;
+	(void)has_bf16;
+}
+
+#endif

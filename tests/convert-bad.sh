@@ -1,0 +1,92 @@
+#!/bin/sh
+# convert-bad.sh - slm-convert on malformed input: each case must give
+# exactly one line on standard error naming the file and the problem,
+# exit 65 and leave the output directory empty, both from a file and from
+# standard input. The bad GGUF files are written by scripts/gguf-check.py
+# bad (plain python3, no packages).
+#
+# Environment (from make check): top_srcdir, PATH with slm-convert.
+# Exit 0 pass, 1 fail, 77 skip (no python3), 99 error.
+
+top_srcdir=${top_srcdir:-$(cd "$(dirname "$0")/.." && pwd)}
+command -v slm-convert >/dev/null 2>&1 || { echo "convert-bad: slm-convert not on PATH" >&2; exit 99; }
+if ! command -v python3 >/dev/null 2>&1; then
+	echo "convert-bad: python3 not found, skipping" >&2
+	exit 77
+fi
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/convert-bad.XXXXXX") || exit 99
+trap 'rm -rf "$tmp"' EXIT
+trap 'exit 1' INT TERM HUP
+mkdir "$tmp/in" "$tmp/out" || exit 99
+python3 "$top_srcdir/scripts/gguf-check.py" bad "$tmp/in" || exit 99
+
+n=0 failed=0
+pass() { n=$((n + 1)); echo "ok $n - $1"; }
+fail() { n=$((n + 1)); failed=$((failed + 1)); echo "not ok $n - $1"; }
+
+# bad DESCRIPTION FILE NAME-IN-MESSAGE REGEX [OPTIONS...]: slm-convert
+# OPTIONS FILE (or < FILE when NAME is "standard input") exits 65 with one
+# line "slm-convert: NAME...REGEX" and writes nothing.
+bad() {
+	d=$1 f=$2 shown=$3 re=$4
+	shift 4
+	if [ "$shown" = "standard input" ]; then
+		slm-convert "$@" -o "$tmp/out/x.slm" < "$f" 2> "$tmp/err"
+	else
+		slm-convert "$@" -o "$tmp/out/x.slm" "$f" 2> "$tmp/err"
+	fi
+	rc=$?
+	lines=$(wc -l < "$tmp/err" | tr -d ' ')
+	left=$(ls -A "$tmp/out")
+	if [ "$rc" = 65 ] && [ "$lines" = 1 ] && [ -z "$left" ] &&
+	   grep -q "^slm-convert: $shown: .*$re" "$tmp/err"; then
+		pass "$d"
+	else
+		fail "$d (exit $rc, $lines lines, left: ${left:-nothing})"
+		sed 's/^/# /' "$tmp/err"
+	fi
+	rm -rf "$tmp/out" && mkdir "$tmp/out"
+}
+
+for how in file stdin; do
+	for c in \
+		"truncated|truncated GGUF|unexpected end of file" \
+		"magic|wrong magic|not a GGUF file" \
+		"offset|tensor offset past the end of the file|data extends past end of file" \
+		"overflow|dimensions whose product overflows|element count overflows" \
+		"dtype|unknown tensor type|unsupported ggml type 99" \
+		"iq2|unsupported tensor type|tensor 'w': unsupported type iq2_xs" \
+		"arch|unsupported architecture|unsupported architecture 'gpt2' (supported: llama, qwen2, qwen3, gemma3, smollm3, phi3)"
+	do
+		f=${c%%|*} rest=${c#*|}
+		d=${rest%%|*} re=${rest#*|}
+		if [ $how = file ]; then
+			bad "$f.gguf: $d" "$tmp/in/$f.gguf" "$tmp/in/$f.gguf" "$re"
+		else
+			bad "stdin $f.gguf: $d" "$tmp/in/$f.gguf" "standard input" "$re"
+		fi
+	done
+done
+# not even a vocabulary
+bad "--vocab-only without tokens" "$tmp/in/arch.gguf" "$tmp/in/arch.gguf" \
+	"no tokenizer.ggml.tokens array" --vocab-only
+# usage errors: exit 64, nothing written
+slm-convert --to gguf -o "$tmp/out/x.gguf" "$tmp/in/arch.gguf" 2> "$tmp/err"
+rc=$?
+if [ $rc = 64 ] && [ -z "$(ls -A "$tmp/out")" ]; then
+	pass "--to gguf refuses a GGUF input"
+else
+	fail "--to gguf refuses a GGUF input (exit $rc)"
+fi
+slm-convert -o "$tmp/out/x.slm" "$tmp/in/none.gguf" 2> "$tmp/err"
+rc=$?
+if [ $rc = 66 ] && [ -z "$(ls -A "$tmp/out")" ]; then
+	pass "missing input: exit 66"
+else
+	fail "missing input: exit 66 (exit $rc)"
+fi
+
+echo "1..$n"
+[ "$failed" = 0 ] || { echo "# $failed of $n failed"; exit 1; }
+exit 0

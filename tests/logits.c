@@ -1,0 +1,101 @@
+/*
+ * logits.c - test helper: run a bundle's model over token ids (from the
+ * command line) and print, for every position, the argmax and the logits
+ * as JSON: {"argmax":[...], "logits":[[...],...]} (logits only for the
+ * positions listed with -p, all with -p all). Teacher-forced, one batch.
+ * usage: logits BUNDLE [-t THREADS] [-b BATCH] [-p all|i,j,...] ID...
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "bundle.h"
+#include "cli.h"
+#include "model.h"
+
+int main(int argc, char **argv)
+{
+	slm_cli_init(argc, argv);
+	if (argc < 3)
+		slm_die(EX_USAGE, "usage: logits BUNDLE [-t N] [-b BATCH] [-p all|i,j] ID...");
+	int threads = 1, batch = 0;
+	const char *pos = "";
+	int i = 2;
+	for (; i < argc && argv[i][0] == '-'; i += 2) {
+		if (i + 1 >= argc)
+			slm_die(EX_USAGE, "%s needs a value", argv[i]);
+		if (!strcmp(argv[i], "-t"))
+			threads = atoi(argv[i + 1]);
+		else if (!strcmp(argv[i], "-b"))
+			batch = atoi(argv[i + 1]);
+		else if (!strcmp(argv[i], "-p"))
+			pos = argv[i + 1];
+		else
+			slm_die(EX_USAGE, "unknown option %s", argv[i]);
+	}
+	int n = argc - i;
+	if (n <= 0)
+		slm_die(EX_USAGE, "no token ids");
+	slm_err err;
+	slm_bundle *b;
+	slm_model m;
+	if (bundle_open(&b, argv[1], &err) < 0 || model_load(&m, b, &err) < 0)
+		slm_die_err(&err);
+	if (batch <= 0 || batch > n)
+		batch = n;
+	slm_kv kv;
+	if (kv_init(&kv, &m, 1, n + 1, &err) < 0)
+		slm_die_err(&err);
+	slm_pool *pool = pool_new(threads, 0);
+	slm_ctx *ctx = ctx_new(&m, &kv, pool, batch);
+	float *lg = slm_xmalloc((size_t)n * (size_t)m.n_vocab * sizeof *lg);
+	slm_entry *e = slm_xmalloc((size_t)n * sizeof *e);
+	for (int k = 0; k < n; k++)
+		e[k] = (slm_entry){ (int32_t)atoi(argv[i + k]), k, 0, 0 };
+	for (int k0 = 0; k0 < n; k0 += batch) {
+		int nb = n - k0 < batch ? n - k0 : batch;
+		for (int k = 0; k < nb; k++)
+			e[k0 + k].logits = k;
+		model_forward(ctx, e + k0, nb, lg + (size_t)k0 * (size_t)m.n_vocab);
+	}
+	printf("{\"argmax\":[");
+	for (int k = 0; k < n; k++) {
+		const float *r = lg + (size_t)k * (size_t)m.n_vocab;
+		int best = 0;
+		for (int v = 1; v < m.n_vocab; v++)
+			if (r[v] > r[best])
+				best = v;
+		printf(k ? ",%d" : "%d", best);
+	}
+	printf("],\"logits\":{");
+	int first = 1;
+	for (int k = 0; k < n; k++) {
+		char key[16];
+		snprintf(key, sizeof key, "%d", k);
+		int want = !strcmp(pos, "all");
+		for (const char *p = pos; !want && *p;) {
+			if (atoi(p) == k && (*p >= '0' && *p <= '9'))
+				want = 1;
+			p = strchr(p, ',');
+			if (!p)
+				break;
+			p++;
+		}
+		if (!want)
+			continue;
+		printf(first ? "\"%d\":[" : ",\"%d\":[", k);
+		first = 0;
+		const float *r = lg + (size_t)k * (size_t)m.n_vocab;
+		for (int v = 0; v < m.n_vocab; v++)
+			printf(v ? ",%.6g" : "%.6g", r[v]);
+		printf("]");
+	}
+	printf("}}\n");
+	free(e);
+	free(lg);
+	ctx_free(ctx);
+	pool_free(pool);
+	kv_free(&kv);
+	model_free(&m);
+	bundle_close(b);
+	return 0;
+}

@@ -1,0 +1,454 @@
+#!/bin/sh
+# pack-roundtrip.sh - slm-pack on bundles made by tests/mkbundle: info
+# (text and --json), verify, extract, build (options, gzip, draft,
+# determinism), install into a private store, list, and model resolution.
+# Facts are checked against an independent reading of the bundle (Python's
+# tarfile and a small msgpack decoder).
+#
+# Environment (from make check): top_builddir, PATH with slm-pack.
+# Exit 0 pass, 1 fail, 77 skip (no python3), 99 error.
+
+top_builddir=${top_builddir:-.}
+mkbundle=$top_builddir/tests/mkbundle
+if [ ! -x "$mkbundle" ]; then
+	echo "pack-roundtrip: $mkbundle not built" >&2
+	exit 99
+fi
+slmpack=$(command -v slm-pack) || slmpack=$top_builddir/tools/slm-pack/slm-pack
+if [ ! -x "$slmpack" ]; then
+	echo "pack-roundtrip: slm-pack not found" >&2
+	exit 99
+fi
+if ! command -v python3 >/dev/null 2>&1; then
+	echo "pack-roundtrip: python3 not found, skipping" >&2
+	exit 77
+fi
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/pack-roundtrip.XXXXXX") || exit 99
+trap 'rm -rf "$tmp"' EXIT
+trap 'exit 1' INT TERM HUP
+cd "$tmp" || exit 99
+# a private store; no model from the caller's environment
+XDG_DATA_HOME=$tmp/xdg HOME=$tmp/home
+export XDG_DATA_HOME HOME
+unset SLM_MODEL
+mkdir -p "$HOME"
+
+n=0 failed=0
+pass() { n=$((n + 1)); echo "ok $n - $1"; }
+fail() { n=$((n + 1)); failed=$((failed + 1)); echo "not ok $n - $1"; }
+check() { # check DESCRIPTION COMMAND...
+	d=$1; shift
+	if "$@"; then pass "$d"; else fail "$d"; fi
+}
+# run COMMAND...: status in $rc, output in out, errors in err
+run() {
+	"$@" > out 2> err
+	rc=$?
+}
+# py EXPR [ARGS...]: evaluate a Python expression on j = the JSON in out
+py() {
+	expr=$1; shift
+	python3 -c "import json, sys; j = json.load(open('out')); sys.exit(0 if ($expr) else 1)" "$@"
+}
+lines() { wc -l < "$1" | tr -d ' '; }
+# nolsan COMMAND...: for commands meant to fail. Error exits leave memory
+# allocated, which LeakSanitizer (--enable-sanitizers builds) would report,
+# changing the exit status; leak checking stays on for everything else.
+nolsan() { ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0" "$@"; }
+
+cat > bundletool.py <<'PY'
+# bundletool.py - an independent look at slm bundles for the shell tests:
+# Python's tarfile reads the archive, a small msgpack codec the manifest.
+#   manifest BUNDLE            the manifest as JSON
+#   check BUNDLE               structure, offsets and checksums; prints params
+#   sums BUNDLE                "sha256  name" lines from the manifest
+#   rewrite IN OUT OP ARGS...  write a modified copy (see ops below)
+#   member BUNDLE NAME         offset of a member's data in the archive
+import hashlib, io, json, struct, sys, tarfile
+
+def unpack(b, i=0):
+    c = b[i]; i += 1
+    if c <= 0x7f: return c, i
+    if c >= 0xe0: return c - 256, i
+    if c <= 0x8f: return unmap(b, i, c & 15)
+    if c <= 0x9f: return unarr(b, i, c & 15)
+    if c <= 0xbf: return b[i:i + (c & 31)].decode(), i + (c & 31)
+    if c == 0xc0: return None, i
+    if c == 0xc2: return False, i
+    if c == 0xc3: return True, i
+    fixed = {0xca: '>f', 0xcb: '>d', 0xcc: '>B', 0xcd: '>H', 0xce: '>I', 0xcf: '>Q',
+             0xd0: '>b', 0xd1: '>h', 0xd2: '>i', 0xd3: '>q'}
+    if c in fixed:
+        s = struct.calcsize(fixed[c])
+        return struct.unpack(fixed[c], b[i:i + s])[0], i + s
+    lens = {0xd9: '>B', 0xda: '>H', 0xdb: '>I', 0xc4: '>B', 0xc5: '>H', 0xc6: '>I',
+            0xdc: '>H', 0xdd: '>I', 0xde: '>H', 0xdf: '>I'}
+    if c not in lens: raise ValueError('msgpack type 0x%02x' % c)
+    s = struct.calcsize(lens[c]); n = struct.unpack(lens[c], b[i:i + s])[0]; i += s
+    if c in (0xd9, 0xda, 0xdb): return b[i:i + n].decode(), i + n
+    if c in (0xc4, 0xc5, 0xc6): return bytes(b[i:i + n]), i + n
+    if c in (0xdc, 0xdd): return unarr(b, i, n)
+    return unmap(b, i, n)
+
+def unarr(b, i, n):
+    a = []
+    for _ in range(n):
+        v, i = unpack(b, i); a.append(v)
+    return a, i
+
+def unmap(b, i, n):
+    m = {}
+    for _ in range(n):
+        k, i = unpack(b, i); v, i = unpack(b, i); m[k] = v
+    return m, i
+
+def pack(v):
+    if v is None: return b'\xc0'
+    if v is True: return b'\xc3'
+    if v is False: return b'\xc2'
+    if isinstance(v, int):
+        if 0 <= v < 128: return bytes([v])
+        return b'\xd3' + struct.pack('>q', v)
+    if isinstance(v, float): return b'\xcb' + struct.pack('>d', v)
+    if isinstance(v, str):
+        e = v.encode(); return b'\xdb' + struct.pack('>I', len(e)) + e
+    if isinstance(v, list):
+        return b'\xdd' + struct.pack('>I', len(v)) + b''.join(pack(x) for x in v)
+    return b'\xdf' + struct.pack('>I', len(v)) + b''.join(
+        pack(k) + pack(x) for k, x in sorted(v.items()))
+
+def load(path):
+    t = tarfile.open(path)  # gzip or not
+    ms = []
+    for ti in t.getmembers():
+        d = t.extractfile(ti).read() if ti.isfile() else b''
+        ms.append([ti, d])
+    return ms
+
+def manifest(ms):
+    v, n = unpack(ms[0][1])
+    assert n == len(ms[0][1]), 'stray bytes after the manifest'
+    return v
+
+def check(path):
+    ms = load(path)
+    names = [ti.name for ti, _ in ms]
+    assert names[0] == 'manifest.msgpack' and names[-1] == 'manifest.sha256', names
+    man = manifest(ms)
+    assert man['format'] == 'slm-bundle' and man['version'] == 1
+    sumline = hashlib.sha256(ms[0][1]).hexdigest() + '  manifest.msgpack\n'
+    assert ms[-1][1].decode() == sumline, 'manifest.sha256'
+    assert [m['name'] for m in man['members']] == names[1:-1], 'member list'
+    for (ti, d), m in zip(ms[1:-1], man['members']):
+        assert ti.isfile() and ti.offset_data % 512 == 0, ti.name
+        assert m['size'] == len(d) and m['sha256'] == hashlib.sha256(d).hexdigest(), ti.name
+    params = 0
+    for t in man['tensors']:
+        assert t['member'] in names[1:-1], t['name']
+        n = 1
+        for x in t['shape']: n *= x
+        params += n
+    print(params)
+
+def sums(path):
+    man = manifest(load(path))
+    for m in man['members']:
+        print('%s  %s' % (m['sha256'], m['name']))
+
+# ---- rewriting ----
+
+def write(path, ms):
+    with tarfile.open(path, 'w', format=tarfile.USTAR_FORMAT) as t:
+        for ti, d in ms:
+            t.addfile(ti, io.BytesIO(d) if ti.isfile() else None)
+
+def set_manifest(ms, man):
+    d = pack(man)
+    ms[0][0].size = len(d); ms[0][1] = d
+    line = (hashlib.sha256(d).hexdigest() + '  manifest.msgpack\n').encode()
+    ms[-1][0].size = len(line); ms[-1][1] = line
+
+def member(name, data=b'', kind=tarfile.REGTYPE, link=''):
+    ti = tarfile.TarInfo(name); ti.size = len(data); ti.mode = 0o644; ti.type = kind
+    ti.linkname = link
+    return [ti, data]
+
+def rewrite(src, dst, op, args):
+    ms = load(src)
+    man = manifest(ms)
+    if op == 'shape':        # TENSOR JSON-SHAPE: the manifest lies
+        for t in man['tensors']:
+            if t['name'] == args[0]: t['shape'] = json.loads(args[1])
+        set_manifest(ms, man)
+    elif op == 'size':       # MEMBER N: the member list lies about a size
+        for m in man['members']:
+            if m['name'] == args[0]: m['size'] = int(args[1])
+        set_manifest(ms, man)
+    elif op == 'same':       # re-encode the manifest, changing nothing
+        set_manifest(ms, man)
+    elif op == 'insert':     # NAME: an extra regular member after the manifest
+        ms.insert(1, member(args[0], b'pwned\n'))
+    elif op == 'symlink':    # NAME TARGET
+        ms.insert(1, member(args[0], kind=tarfile.SYMTYPE, link=args[1]))
+    elif op == 'hardlink':   # NAME TARGET
+        ms.insert(1, member(args[0], kind=tarfile.LNKTYPE, link=args[1]))
+    elif op == 'rename':     # OLD NEW: rename a member (header only)
+        for ti, _ in ms:
+            if ti.name == args[0]: ti.name = args[1]
+    else:
+        raise SystemExit('bundletool: unknown op ' + op)
+    write(dst, ms)
+
+def main():
+    cmd = sys.argv[1]
+    if cmd == 'manifest':
+        json.dump(manifest(load(sys.argv[2])), sys.stdout, sort_keys=True); print()
+    elif cmd == 'check':
+        check(sys.argv[2])
+    elif cmd == 'member':
+        print([ti.offset_data for ti, _ in load(sys.argv[2]) if ti.name == sys.argv[3]][0])
+    elif cmd == 'sums':
+        sums(sys.argv[2])
+    elif cmd == 'rewrite':
+        rewrite(sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5:])
+    else:
+        raise SystemExit('bundletool: unknown command ' + cmd)
+
+if __name__ == '__main__':
+    main()
+PY
+bt() { python3 "$tmp/bundletool.py" "$@"; }
+
+# ---- the bundles ----
+"$mkbundle" b.slm && "$mkbundle" --gzip bz.slm && \
+	"$mkbundle" --seed 2 --name draft-model d.slm
+check "mkbundle makes a plain, a gzip and a draft bundle" test $? -eq 0
+params=$(bt check b.slm)
+check "independent check of the bundle (tar, manifest, sha256s): $params params" \
+	test -n "$params" -a "$params" -gt 0
+check "independent check of the gzip bundle" test "$(bt check bz.slm)" = "$params"
+
+# ---- info ----
+run "$slmpack" info b.slm
+check "info: exit 0, nothing on stderr" test $rc -eq 0 -a ! -s err
+check "info: architecture" grep -q '^architecture: *llama$' out
+check "info: parameters = sum of tensor elements ($params)" \
+	grep -q "^parameters: *$params\$" out
+check "info: name" grep -q '^name: *tiny-test$' out
+check "info: every dtype listed" sh -c 'for t in f16 q8_0 q4_0 q4_k f32 bf16; do
+	grep -q "^  $t  *1 tensors" out || exit 1; done'
+run "$slmpack" info b.slm --json
+check "info --json: exit 0, one line" test $rc -eq 0 -a "$(lines out)" -eq 1
+check "info --json: arch, name, params, not compressed" \
+	py "j['arch'] == 'llama' and j['name'] == 'tiny-test' and j['params'] == int(sys.argv[1]) and j['compressed'] is False" "$params"
+check "info --json: params = sum over tensors of their shape's product" \
+	py "j['params'] == sum(__import__('math').prod(t['shape']) for t in j['tensors'])"
+check "info --json: dtypes and their byte counts" \
+	py "{k: (v['count'], v['bytes']) for k, v in j['dtypes'].items()} == {'f16': (1, 768), 'q8_0': (1, 4352), 'q4_0': (1, 1152), 'q4_k': (1, 288), 'f32': (1, 256), 'bf16': (1, 128)}"
+check "info --json: type is the dtype with most bytes" py "j['type'] == 'q8_0'"
+bt manifest b.slm > man.json
+check "info --json: tensors as in the manifest (name, dtype, shape)" \
+	python3 -c "
+import json
+m = json.load(open('man.json')); j = json.load(open('out'))
+assert [(t['name'], t['dtype'], t['shape']) for t in m['tensors']] == \
+       [(t['name'], t['dtype'], t['shape']) for t in j['tensors']]
+assert j['hparams'] == m['hparams'] and j['generation'] == m['generation']
+assert j['chat_template'] == m['chat_template']
+assert j['tokenizer']['tokens'] == len(m['tokenizer']['tokens'])
+assert j['file_size'] == __import__('os').path.getsize('b.slm')"
+run "$slmpack" info --json bz.slm
+check "info --json of the gzip bundle: compressed, same params" \
+	py "j['compressed'] is True and j['params'] == int(sys.argv[1])" "$params"
+run "$slmpack" info -m b.slm
+check "info -m BUNDLE" grep -q '^architecture: *llama$' out
+
+# ---- verify ----
+run "$slmpack" verify b.slm
+check "verify: exit 0 and silent" test $rc -eq 0 -a ! -s out -a ! -s err
+run "$slmpack" verify bz.slm
+check "verify gzip bundle: exit 0 and silent" test $rc -eq 0 -a ! -s out -a ! -s err
+run "$slmpack" verify -v b.slm
+check "verify -v: says so on stderr" test $rc -eq 0 -a ! -s out -a -s err
+
+# ---- extract ----
+bt sums b.slm > sums
+mkdir x
+run "$slmpack" extract b.slm -C x
+check "extract all: exit 0" test $rc -eq 0 -a ! -s out
+check "extract all: every member's sha256 is the manifest's" \
+	sh -c 'cd x && sha256sum -c --quiet ../sums'
+check "extract all: manifest.sha256 checks the manifest" \
+	sh -c 'cd x && sha256sum -c --quiet manifest.sha256'
+check "extract all: nothing else ($(find x -type f | wc -l) files)" \
+	test "$(find x -type f | wc -l)" -eq $(($(lines sums) + 2))
+mkdir xz
+"$slmpack" extract bz.slm -C xz
+check "extract from the gzip bundle: same files" diff -r x xz
+mkdir y
+run "$slmpack" extract b.slm notes/README tensors/output_norm.weight -C y
+check "extract two members: exactly those" \
+	test $rc -eq 0 -a "$(cd y && find . -type f | sort | tr '\n' ' ')" = "./notes/README ./tensors/output_norm.weight "
+check "extract two members: their bytes" \
+	sh -c 'cmp -s x/notes/README y/notes/README && cmp -s x/tensors/output_norm.weight y/tensors/output_norm.weight'
+check "extracted README is the text mkbundle wrote" \
+	test "$(cat y/notes/README)" = "hello bundle"
+mkdir z
+run nolsan "$slmpack" extract b.slm no/such/member -C z
+check "extract a missing member: exit 64, nothing written" \
+	test $rc -eq 64 -a -s err -a -z "$(ls -A z)"
+run nolsan "$slmpack" extract b.slm -C does-not-exist
+check "extract into a missing directory: exit 73" test $rc -eq 73 -a ! -e does-not-exist
+mkdir w
+(cd w && "$slmpack" extract ../b.slm notes/README)
+check "extract without -C: into the current directory" cmp -s w/notes/README x/notes/README
+
+# ---- build ----
+run "$slmpack" build b.slm -o same.slm
+check "build, no changes: exit 0, silent" test $rc -eq 0 -a ! -s out -a ! -s err
+check "build, no changes: byte-identical to the original" cmp -s b.slm same.slm
+"$slmpack" build bz.slm -o fromgz.slm
+check "build from the gzip bundle: byte-identical to the plain one" cmp -s b.slm fromgz.slm
+"$slmpack" build b.slm --gzip -o gz.slm
+check "build --gzip: byte-identical to mkbundle --gzip" cmp -s bz.slm gz.slm
+"$slmpack" build b.slm > stdout.slm
+check "build to standard output: the same bytes" cmp -s b.slm stdout.slm
+
+printf 'TEMPLATE {{ messages }}\n\xc3\xa9\n' > tmpl.txt
+opts="--name renamed --set generation.temperature=0.2 --set foo.bar=baz --set hparams.n_layer=3 --template tmpl.txt"
+run "$slmpack" build b.slm -o new.slm $opts
+check "build with --name/--set/--template: exit 0" test $rc -eq 0 -a ! -s err
+"$slmpack" build b.slm -o new2.slm $opts
+check "build with options twice: byte-identical" cmp -s new.slm new2.slm
+run "$slmpack" info --json new.slm
+check "build: name, generation.temperature=0.2 (a number), top_k kept" \
+	py "j['name'] == 'renamed' and j['generation'] == {'temperature': 0.2, 'top_k': 40}"
+check "build: --set hparams.n_layer=3, other hparams kept" \
+	py "j['hparams']['n_layer'] == 3 and j['hparams']['n_embd'] == 64"
+check "build: chat template from the file" \
+	py "j['chat_template'] == open('tmpl.txt', encoding='utf-8').read()"
+bt manifest new.slm > out
+check "build: --set foo.bar=baz makes a map with a string" py "j['foo'] == {'bar': 'baz'}"
+check "build: tensors and their bytes unchanged" \
+	sh -c 'bt() { python3 bundletool.py "$@"; }; bt check new.slm >/dev/null && test "$(bt sums new.slm)" = "$(cat sums)"'
+run "$slmpack" verify new.slm
+check "build: result verifies" test $rc -eq 0
+
+run "$slmpack" build b.slm --gzip --name zipped -o newz.slm
+check "build --gzip: gzip magic" test "$(od -An -tx1 -N2 newz.slm | tr -d ' ')" = 1f8b
+run "$slmpack" info --json newz.slm
+check "build --gzip: info says compressed, name set" \
+	py "j['compressed'] is True and j['name'] == 'zipped'"
+
+run "$slmpack" build b.slm --draft d.slm -o withdraft.slm
+check "build --draft: exit 0" test $rc -eq 0 -a ! -s err
+run "$slmpack" info --json withdraft.slm
+check "build --draft: manifest names the draft" \
+	py "j['draft'] == {'member': 'draft.slm', 'name': 'draft-model', 'arch': 'llama'}"
+mkdir dx
+"$slmpack" extract withdraft.slm draft.slm -C dx
+check "build --draft: the draft is carried byte for byte" cmp -s dx/draft.slm d.slm
+run "$slmpack" verify withdraft.slm
+check "build --draft: result verifies" test $rc -eq 0
+run "$slmpack" build withdraft.slm -o rebuilt.slm
+check "rebuilding a bundle with a draft keeps it identical" cmp -s withdraft.slm rebuilt.slm
+run nolsan "$slmpack" build b.slm --draft withdraft.slm -o nested.slm
+check "build --draft with a draft that has a draft: exit 65, no output" \
+	test $rc -eq 65 -a ! -e nested.slm
+
+for bad in "--set arch=x" "--set tensors=1" "--set version=2" "--set noequals" \
+	"--set =1" "--name ../evil" "--name .hidden"; do
+	run nolsan "$slmpack" build b.slm -o refused.slm $bad
+	check "build $bad: exit 64, one line on stderr, no output" \
+		test $rc -eq 64 -a "$(lines err)" -eq 1 -a ! -e refused.slm
+done
+run nolsan "$slmpack" build b.slm -o refused.slm --template no-such-file
+check "build --template missing: exit 66, no output" test $rc -eq 66 -a ! -e refused.slm
+check "no temporary files left in the working directory" \
+	test -z "$(ls -A | grep '^\.')"
+
+# ---- install, list, resolution ----
+store=$XDG_DATA_HOME/slm/models
+run "$slmpack" list
+check "list with no store: exit 0, no output" test $rc -eq 0 -a ! -s out -a ! -s err
+run "$slmpack" install b.slm
+check "install: exit 0, silent" test $rc -eq 0 -a ! -s out -a ! -s err
+check "install: stored under its manifest name, byte for byte" cmp -s b.slm "$store/tiny-test.slm"
+check "install: first install becomes the default" \
+	test "$(readlink "$store/default.slm")" = tiny-test.slm
+"$slmpack" install new.slm
+check "install second: stored as renamed.slm, default unchanged" \
+	test -f "$store/renamed.slm" -a "$(readlink "$store/default.slm")" = tiny-test.slm
+"$slmpack" install --name other --default bz.slm
+check "install --name other --default: default moves" \
+	test -f "$store/other.slm" -a "$(readlink "$store/default.slm")" = other.slm
+check "install: no temporary files in the store" \
+	test "$(ls -A "$store" | sort | tr '\n' ' ')" = "default.slm other.slm renamed.slm tiny-test.slm "
+run nolsan "$slmpack" install --name default b.slm
+check "install --name default: exit 64" test $rc -eq 64 -a ! -L "$store/default.slm.tmp"
+run "$slmpack" list
+check "list: exit 0, a header and three models" test $rc -eq 0 -a "$(lines out)" -eq 4
+check "list: the default is marked" grep -q '^\* *other  *llama  *'"$params" out
+check "list: the others are not" \
+	sh -c "grep -q '^ *renamed  *llama' out && grep -q '^ *tiny-test  *llama' out && test \$(grep -c '^\*' out) -eq 1"
+run "$slmpack" list --json
+check "list --json: one JSON object per model, sorted by name" \
+	python3 -c "
+import json, sys
+ms = [json.loads(l) for l in open('out')]
+assert [m['name'] for m in ms] == ['other', 'renamed', 'tiny-test'], ms
+assert [m['default'] for m in ms] == [True, False, False]
+assert all(m['arch'] == 'llama' and m['params'] == int(sys.argv[1]) for m in ms)
+assert ms[0]['path'].endswith('/other.slm')
+" "$params"
+run "$slmpack" info --json -m renamed
+check "-m NAME finds the model in the store" py "j['name'] == 'renamed'"
+run "$slmpack" info --json renamed
+check "a bare NAME argument finds it too" py "j['name'] == 'renamed'"
+SLM_MODEL=renamed "$slmpack" info --json > out 2> err
+check "SLM_MODEL=NAME" py "j['name'] == 'renamed'"
+SLM_MODEL=$tmp/withdraft.slm "$slmpack" info --json > out 2> err
+check "SLM_MODEL=PATH" py "'draft' in j"
+run "$slmpack" info --json
+check "no -m, no SLM_MODEL: the store's default" \
+	py "j['compressed'] is True and j['file'].endswith('/default.slm')"
+SLM_MODEL=renamed "$slmpack" info --json -m tiny-test > out 2> err
+check "-m wins over SLM_MODEL" py "j['name'] == 'tiny-test'"
+run nolsan "$slmpack" info -m no-such-model
+check "-m unknown name: exit 66, one line" test $rc -eq 66 -a "$(lines err)" -eq 1
+run "$slmpack" verify -m tiny-test
+check "verify -m NAME" test $rc -eq 0 -a ! -s err
+nolsan env XDG_DATA_HOME="$tmp/empty" "$slmpack" info > out 2> err
+check "no model anywhere: exit 64, one line" test $? -eq 64 -a "$(lines err)" -eq 1
+
+# ---- terminal, usage ----
+if command -v script >/dev/null 2>&1 &&
+	script -qec true /dev/null >/dev/null 2>&1; then
+	nolsan script -qec "'$slmpack' build '$tmp/b.slm'" /dev/null > tty.out 2>&1
+	st=$?
+	check "build to a terminal: refused, exit 64" test $st -eq 64
+	check "build to a terminal: says why, writes no bundle" \
+		sh -c "grep -q 'terminal' tty.out && ! grep -q 'manifest' tty.out"
+else
+	echo "# skipped: no usable script(1) for the terminal check"
+fi
+run "$slmpack" --version
+check "--version: exit 0, 'slm-pack (slm) VERSION'" \
+	sh -c "test $rc -eq 0 && grep -q '^slm-pack (slm) [0-9]' out"
+run "$slmpack" --help
+check "--help: exit 0, usage on stdout" sh -c "test $rc -eq 0 && grep -q 'usage' out && test ! -s err"
+run "$slmpack" info --help
+check "COMMAND --help: exit 0" test $rc -eq 0 -a -s out
+run nolsan "$slmpack" frobnicate
+check "unknown command: exit 64, message on stderr" test $rc -eq 64 -a -s err -a ! -s out
+run nolsan "$slmpack"
+check "no command: exit 64" test $rc -eq 64
+run nolsan "$slmpack" info --no-such-option b.slm
+check "unknown option: exit 64" test $rc -eq 64
+run nolsan "$slmpack" info b.slm extra-arg
+check "extra argument: exit 64" test $rc -eq 64
+
+echo "1..$n"
+[ $failed -eq 0 ] || { echo "# $failed of $n failed"; exit 1; }
+exit 0

@@ -1,0 +1,773 @@
+/*
+ * unit-kern.c - tests of libcommon/kern: every available variant (ref,
+ * avx2, avx512) against the reference on the same inputs, the reference's
+ * dequantization against gguf-py's (golden files in tests/data/kern, made by
+ * scripts/make-kern-golden.py), and the products against double-precision
+ * dots on unquantized activations.
+ *
+ *   unit-kern          the tests (TAP); top_srcdir locates tests/data
+ *   unit-kern -b [V]   micro-benchmark: matvec GB/s per type for variant V
+ *                      (default: every available one) on 135M-like shapes
+ *
+ * Error bounds (u = FLT_EPSILON / 2 = 2^-24):
+ *  - dequantization, activation quantization, f32 -> f16: bit-exact.
+ *  - products, variant vs reference: both sum the same exact integer block
+ *    dots (or the same float products) and differ only in the order and
+ *    grouping of float operations. A recursive float sum of k terms with a
+ *    few roundings per term errs by at most about (k + c) u sum|term|, so
+ *    |y_v - y_ref| <= 2 (k + 16) u S, with k the number of blocks (float
+ *    types: n / 8, the reference's chain length) and S = sum over elements
+ *    of (|w| + 2 |w_min|) |x_q|, w_min the min/offset part of the weight (a
+ *    block's scaled sum and its min term round separately).
+ *  - products vs a double dot of dequantized weights and the raw
+ *    activations: the activation quantization error, sum |w| |x - x_q| with
+ *    |x - x_q| <= amax(group) / 254 (int8) or 2^-9 |x| (bf16), plus the
+ *    rounding bound above.
+ */
+#include "unit.h"
+
+#include <float.h>
+#include <math.h>
+#include <stdlib.h>
+#include <time.h>
+
+#include "kern/kern.h"
+#include "kern/kern_blocks.h"
+
+static const char *const TYPES[] = { "f32",  "f16",  "bf16", "q4_0", "q4_1",
+				     "q5_0", "q5_1", "q8_0", "q2_k", "q3_k",
+				     "q4_k", "q5_k", "q6_k" };
+#define NT (int)(sizeof TYPES / sizeof TYPES[0])
+
+static const char *const VARIANTS[] = { "ref", "avx2", "avx512" };
+#define NV 3
+
+static uint64_t rng_state = 0x9e3779b97f4a7c15ULL;
+
+static uint64_t rnd(void)
+{
+	uint64_t z = (rng_state += 0x9e3779b97f4a7c15ULL);
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+	return z ^ (z >> 31);
+}
+
+/* uniform in [lo, hi) */
+static float rndf(float lo, float hi)
+{
+	return lo + (hi - lo) * (float)(rnd() >> 40) * 0x1p-24f;
+}
+
+static void *xmalloc(size_t n)
+{
+	void *p = aligned_alloc(64, (n + 63) & ~(size_t)63);
+	if (!p) {
+		perror("unit-kern");
+		exit(1);
+	}
+	return p;
+}
+
+static size_t row_bytes(const slm_dtype *t, int64_t n)
+{
+	return (size_t)(n / t->block_elems) * t->block_bytes;
+}
+
+static void put_h(uint8_t *p, float v)
+{
+	uint16_t h = kb_f2h(v);
+	memcpy(p, &h, 2);
+}
+
+/* Random weights: random bytes with the f16 scales set to finite values. */
+static void make_weights(const slm_dtype *t, uint8_t *w, int64_t nelems)
+{
+	int64_t nb = nelems / t->block_elems;
+	size_t bb = t->block_bytes;
+	for (int64_t i = 0; i < nb * (int64_t)bb; i++)
+		w[i] = (uint8_t)rnd();
+	for (int64_t i = 0; i < nb; i++) {
+		uint8_t *b = w + i * bb;
+		switch (t->ggml_id) {
+		case KT_F32: {
+			float v = rndf(-1, 1);
+			memcpy(b, &v, 4);
+			break;
+		}
+		case KT_F16: put_h(b, rndf(-1, 1)); break;
+		case KT_BF16: {
+			uint16_t h = kb_f2bf(rndf(-1, 1));
+			memcpy(b, &h, 2);
+			break;
+		}
+		case KT_Q4_0: case KT_Q5_0: case KT_Q8_0:
+			put_h(b, rndf(1e-3f, 2e-2f));
+			break;
+		case KT_Q4_1: case KT_Q5_1:
+			put_h(b, rndf(1e-3f, 2e-2f));
+			put_h(b + 2, rndf(-0.1f, 0.1f));
+			break;
+		case KT_Q2_K:
+			put_h(b + 80, rndf(1e-3f, 2e-2f));
+			put_h(b + 82, rndf(1e-3f, 2e-2f));
+			break;
+		case KT_Q3_K: put_h(b + 108, rndf(1e-3f, 2e-2f)); break;
+		case KT_Q4_K: case KT_Q5_K:
+			put_h(b, rndf(1e-4f, 2e-3f));
+			put_h(b + 2, rndf(1e-4f, 2e-3f));
+			break;
+		case KT_Q6_K: put_h(b + 208, rndf(1e-4f, 2e-3f)); break;
+		}
+	}
+}
+
+/* The same weights with the quants zeroed: what remains is the min/offset
+ * part (q4_1, q5_1 m; k-quants -dmin m) or 0. */
+static void zero_quants(const slm_dtype *t, uint8_t *w, int64_t nelems)
+{
+	int64_t nb = nelems / t->block_elems;
+	for (int64_t i = 0; i < nb; i++) {
+		uint8_t *b = w + i * t->block_bytes;
+		switch (t->ggml_id) {
+		case KT_Q4_1: memset(b + 4, 0, 16); break;
+		case KT_Q5_1: memset(b + 4, 0, 20); break;
+		case KT_Q2_K: memset(b + 16, 0, 64); break;
+		case KT_Q4_K: memset(b + 16, 0, 128); break;
+		case KT_Q5_K: memset(b + 16, 0, 160); break;
+		default: memset(b, 0, t->block_bytes); break;
+		}
+	}
+}
+
+/* Dequantized activation (what the kernels multiply with). */
+static void act_values(const slm_dtype *t, const void *act, int64_t n, float *xq)
+{
+	const uint8_t *a = act;
+	switch (t->ggml_id) {
+	case KT_F32:
+	case KT_F16:
+		memcpy(xq, act, (size_t)n * 4);
+		break;
+	case KT_BF16:
+		for (int64_t i = 0; i < n; i++)
+			xq[i] = kb_bf2f(kb_ld16(a + 2 * i));
+		break;
+	case KT_Q2_K: case KT_Q3_K: case KT_Q4_K: case KT_Q5_K: case KT_Q6_K: {
+		int64_t nb = n / QKK;
+		for (int64_t i = 0; i < n; i++)
+			xq[i] = kb_bits_f32(kb_ld32(a + 4 * (i / QKK))) *
+				(float)(int8_t)a[ak_qs_off(nb) + i];
+		break;
+	}
+	default: {
+		int64_t nb = n / QK;
+		for (int64_t i = 0; i < n; i++)
+			xq[i] = kb_bits_f32(kb_ld32(a + 4 * (i / QK))) *
+				(float)(int8_t)a[a32_qs_off(nb) + i];
+	}
+	}
+}
+
+static int is_k(const slm_dtype *t)
+{
+	return t->block_elems == QKK;
+}
+
+static const kern_ops *ops[NV];
+
+/* ---------------------------------------------------------------------
+ * Dequantization
+ * --------------------------------------------------------------------- */
+
+static char *data_path(const char *name, const char *ext)
+{
+	const char *top = getenv("top_srcdir");
+	static char buf[4096];
+	snprintf(buf, sizeof buf, "%s/tests/data/kern/%s%s", top ? top : ".",
+		 name, ext);
+	return buf;
+}
+
+static void *read_file(const char *path, size_t *len)
+{
+	FILE *f = fopen(path, "rb");
+	if (!f)
+		return NULL;
+	fseek(f, 0, SEEK_END);
+	long l = ftell(f);
+	fseek(f, 0, SEEK_SET);
+	void *p = xmalloc((size_t)l + 1);
+	if (fread(p, 1, (size_t)l, f) != (size_t)l) {
+		fclose(f);
+		free(p);
+		return NULL;
+	}
+	fclose(f);
+	*len = (size_t)l;
+	return p;
+}
+
+static void test_golden(const slm_dtype *t)
+{
+	size_t lb, lf;
+	uint8_t *b = read_file(data_path(t->name, ".bin"), &lb);
+	float *want = read_file(data_path(t->name, ".f32"), &lf);
+	if (!ok(b && want && lf % 4 == 0 &&
+			lb == row_bytes(t, (int64_t)(lf / 4)),
+		"%s: golden files readable", t->name)) {
+		free(b);
+		free(want);
+		return;
+	}
+	int64_t n = (int64_t)(lf / 4);
+	float *got = xmalloc(lf);
+	for (int v = 0; v < NV; v++) {
+		if (!ops[v])
+			continue;
+		memset(got, 0xff, lf);
+		ops[v]->dequant[t->ggml_id](b, got, n);
+		ok(!memcmp(got, want, lf), "%s: %s dequant == gguf-py (%jd values)",
+		   t->name, VARIANTS[v], (intmax_t)n);
+	}
+	free(got);
+	free(b);
+	free(want);
+}
+
+static void test_dequant(const slm_dtype *t)
+{
+	int64_t n = 4096;
+	size_t rb = row_bytes(t, n);
+	uint8_t *w = xmalloc(rb + 1);
+	make_weights(t, w + 1, n); /* odd address: unaligned loads */
+	float *ref = xmalloc((size_t)n * 4), *got = xmalloc((size_t)n * 4);
+	ops[0]->dequant[t->ggml_id](w + 1, ref, n);
+	for (int v = 1; v < NV; v++) {
+		if (!ops[v])
+			continue;
+		ops[v]->dequant[t->ggml_id](w + 1, got, n);
+		ok(!memcmp(got, ref, (size_t)n * 4), "%s: %s dequant == ref",
+		   t->name, VARIANTS[v]);
+	}
+	free(w);
+	free(ref);
+	free(got);
+}
+
+/* every half: f16 dequant of each variant equals the reference */
+static void test_f16_all(void)
+{
+	uint16_t *h = xmalloc(65536 * 2);
+	float *ref = xmalloc(65536 * 4), *got = xmalloc(65536 * 4);
+	for (int i = 0; i < 65536; i++)
+		h[i] = (uint16_t)i;
+	ops[0]->dequant[KT_F16](h, ref, 65536);
+	for (int v = 1; v < NV; v++) {
+		if (!ops[v])
+			continue;
+		ops[v]->dequant[KT_F16](h, got, 65536);
+		int bad = 0;
+		for (int i = 0; i < 65536; i++)
+			if (isnan(ref[i]) ? !isnan(got[i]) : memcmp(&ref[i], &got[i], 4))
+				bad++;
+		ok(!bad, "f16: %s converts all 65536 halves as ref (%d differ)",
+		   VARIANTS[v], bad);
+	}
+	/* round trip of every non-NaN half through the reference conversions */
+	int bad = 0;
+	for (int i = 0; i < 65536; i++)
+		if (!isnan(ref[i]) && kb_f2h(ref[i]) != i)
+			bad++;
+	ok(!bad, "f16: float -> half -> float round trip (%d differ)", bad);
+	free(h);
+	free(ref);
+	free(got);
+}
+
+static void test_f32_to_f16(void)
+{
+	enum { N = 4099 };
+	float *x = xmalloc(N * 4);
+	uint16_t *ref = xmalloc(N * 2), *got = xmalloc(N * 2);
+	for (int i = 0; i < N; i++) {
+		/* wide exponents: subnormal halves, halfway cases, overflow */
+		float m = rndf(-1, 1);
+		int e = (int)(rnd() % 50) - 30;
+		x[i] = ldexpf(m, e);
+		if (i % 7 == 0) /* an exact halfway point between two halves */
+			x[i] = kb_h2f((uint16_t)(rnd() & 0x7bfe)) * (1.0f + 0x1p-11f);
+	}
+	x[0] = INFINITY;
+	x[1] = -INFINITY;
+	x[2] = 65520.0f;
+	x[3] = 65519.99f;
+	x[4] = 0x1p-25f;
+	x[5] = 0x1.8p-25f;
+	x[6] = -0.0f;
+	x[7] = NAN;
+	ops[0]->f32_to_f16(ref, x, N);
+	ok(ref[0] == 0x7c00 && ref[1] == 0xfc00 && ref[2] == 0x7c00 &&
+		   ref[3] == 0x7bff && ref[4] == 0 && ref[5] == 1 &&
+		   ref[6] == 0x8000 && (ref[7] & 0x7e00) == 0x7e00,
+	   "f32_to_f16: ref special cases");
+	for (int v = 1; v < NV; v++) {
+		if (!ops[v])
+			continue;
+		ops[v]->f32_to_f16(got, x, N);
+		ok(!memcmp(got, ref, N * 2), "f32_to_f16: %s == ref", VARIANTS[v]);
+	}
+	free(x);
+	free(ref);
+	free(got);
+}
+
+/* ---------------------------------------------------------------------
+ * Products
+ * --------------------------------------------------------------------- */
+
+static int g_fail_diag;
+
+static void test_products(const slm_dtype *t, int64_t n, int nrows)
+{
+	int id = t->ggml_id;
+	size_t rb = row_bytes(t, n), ab = kern_act_bytes(t, n);
+	enum { B = 5 };
+	uint8_t *w = xmalloc(rb * nrows), *w0 = xmalloc(rb * nrows);
+	float *wd = xmalloc((size_t)n * nrows * 4), *wm = xmalloc((size_t)n * nrows * 4);
+	float *x = xmalloc((size_t)n * B * 4), *xq = xmalloc((size_t)n * 4);
+	uint8_t *act = xmalloc(ab * B), *act2 = xmalloc(ab * B);
+	float *yref = xmalloc((size_t)nrows * B * 4), *y = xmalloc((size_t)nrows * B * 4 + 4);
+	double *tol = xmalloc((size_t)nrows * B * 8);
+
+	make_weights(t, w, n * nrows);
+	memcpy(w0, w, rb * nrows);
+	zero_quants(t, w0, n * nrows);
+	ops[0]->dequant[id](w, wd, n * nrows);
+	ops[0]->dequant[id](w0, wm, n * nrows);
+	for (int64_t i = 0; i < n * B; i++)
+		x[i] = rndf(-1, 1) * (i % 97 == 0 ? 8.0f : 1.0f); /* some outliers */
+
+	/* activation quantizers: same bytes in every variant */
+	for (int b = 0; b < B; b++)
+		ops[0]->quant_act[id](x + b * n, act + b * ab, n);
+	for (int v = 1; v < NV; v++) {
+		if (!ops[v])
+			continue;
+		memset(act2, 0x55, ab * B);
+		for (int b = 0; b < B; b++)
+			ops[v]->quant_act[id](x + b * n, act2 + b * ab, n);
+		ok(!memcmp(act, act2, ab * B), "%s n=%jd: %s quant_act == ref",
+		   t->name, (intmax_t)n, VARIANTS[v]);
+	}
+
+	/* reference products and their bounds */
+	int64_t k = t->block_elems == 1 ? n / 8 : n / t->block_elems;
+	int grp = is_k(t) ? QKK : QK;
+	int qerr_ok = 1, cols_ok = 1;
+	double worst = 0;
+	ops[0]->matmul[id](n, w, rb, nrows, act, ab, B, yref, nrows);
+	for (int b = 0; b < B; b++) {
+		act_values(t, act + b * ab, n, xq);
+		const float *xb = x + b * n;
+		for (int r = 0; r < nrows; r++) {
+			const float *wr = wd + (int64_t)r * n, *mr = wm + (int64_t)r * n;
+			double S = 0, exact = 0, qe = 0;
+			for (int64_t i = 0; i < n; i++) {
+				S += (fabs(wr[i]) + 2 * fabs(mr[i])) * fabs(xq[i]);
+				exact += (double)wr[i] * xb[i];
+			}
+			/* a-priori activation quantization error */
+			if (id == KT_BF16) {
+				for (int64_t i = 0; i < n; i++)
+					qe += fabs(wr[i]) * fabs(xb[i]) * 0x1p-9;
+			} else if (id != KT_F32 && id != KT_F16) {
+				for (int64_t g = 0; g < n; g += grp) {
+					double amax = 0, sw = 0;
+					for (int64_t i = g; i < g + grp; i++) {
+						amax = fmax(amax, fabs(xb[i]));
+						sw += fabs(wr[i]);
+					}
+					qe += sw * amax / 254.0 * (1 + 1e-6);
+				}
+			}
+			tol[b * nrows + r] = 2.0 * (double)(k + 16) * 0x1p-24 * S + 1e-30;
+			double yr = yref[b * nrows + r];
+			double e = fabs(yr - exact), bound = qe + tol[b * nrows + r] +
+							     4 * 0x1p-24 * S;
+			if (e > bound) {
+				if (qerr_ok && g_fail_diag++ < 10)
+					diag("%s row %d act %d: |%g - %g| = %g > %g",
+					     t->name, r, b, yr, exact, e, bound);
+				qerr_ok = 0;
+			}
+			if (bound > 0)
+				worst = fmax(worst, e / bound);
+		}
+	}
+	ok(qerr_ok, "%s n=%jd: ref within the activation quantization bound "
+		    "of the exact dot (worst %.2f of the bound)",
+	   t->name, (intmax_t)n, worst);
+	/* the reference's matmul is its matvec, column by column */
+	for (int b = 0; b < B; b++) {
+		ops[0]->matmul[id](n, w, rb, nrows, act + b * ab, ab, 1, y, 0);
+		if (memcmp(y, yref + b * nrows, (size_t)nrows * 4))
+			cols_ok = 0;
+	}
+	ok(cols_ok, "%s n=%jd: ref matmul == ref matvec per column", t->name,
+	   (intmax_t)n);
+
+	for (int v = 1; v < NV; v++) {
+		if (!ops[v])
+			continue;
+		/* matvec over odd row ranges: [3, nrows-2), then [0, nrows) */
+		int r0 = 3, r1 = nrows - 2, good = 1;
+		double wr = 0;
+		for (int pass = 0; pass < 2; pass++) {
+			for (int b = 0; b < B; b++) {
+				y[r1 - r0] = 12345.0f; /* guard past the range */
+				ops[v]->matmul[id](n, w + r0 * rb, rb, r1 - r0, act + b * ab,
+						   0, 1, y, 0);
+				if (y[r1 - r0] != 12345.0f)
+					good = 0;
+				for (int r = r0; r < r1; r++) {
+					double d = fabs((double)y[r - r0] - yref[b * nrows + r]);
+					double tl = tol[b * nrows + r];
+					wr = fmax(wr, d / tl);
+					if (d > tl) {
+						if (good && g_fail_diag++ < 10)
+							diag("%s %s row %d act %d: %.9g vs ref %.9g (tol %g)",
+							     t->name, VARIANTS[v], r, b, y[r - r0],
+							     yref[b * nrows + r], tl);
+						good = 0;
+					}
+				}
+			}
+			r0 = 0;
+			r1 = nrows;
+		}
+		ok(good, "%s n=%jd: %s matvec == ref within bound (worst %.3f of it)",
+		   t->name, (intmax_t)n, VARIANTS[v], wr);
+
+		/* matmul of B activations, rows [1, nrows), ldy > rows */
+		int64_t ldy = nrows + 3;
+		float *ym = xmalloc((size_t)ldy * B * 4);
+		good = 1;
+		ops[v]->matmul[id](n, w + rb, rb, nrows - 1, act, ab, B, ym, ldy);
+		for (int b = 0; b < B; b++)
+			for (int r = 1; r < nrows; r++) {
+				double d = fabs((double)ym[b * ldy + r - 1] - yref[b * nrows + r]);
+				if (d > tol[b * nrows + r])
+					good = 0;
+			}
+		ok(good, "%s n=%jd: %s matmul (B=%d) == ref within bound", t->name,
+		   (intmax_t)n, VARIANTS[v], B);
+		free(ym);
+	}
+
+	free(w);
+	free(w0);
+	free(wd);
+	free(wm);
+	free(x);
+	free(xq);
+	free(act);
+	free(act2);
+	free(yref);
+	free(y);
+	free(tol);
+}
+
+/* public entry points: dispatch through the current variant */
+static void test_api(void)
+{
+	const char *want = getenv("SLM_KERNEL");
+	const char *name = kern_variant_name();
+	ok(!strcmp(name, "ref") || !strcmp(name, "avx2") || !strcmp(name, "avx512"),
+	   "variant in use: %s", name);
+	if (want && kern_ops_for(want))
+		is_str(name, want, "SLM_KERNEL chooses the variant");
+	ok(kern_ops_for("nonsense") == NULL, "unknown variant: NULL");
+	ok(kern_ops_for("ref") == &kern_ref_ops, "ref is always there");
+
+	const slm_dtype *t = dtype_by_name("q4_0");
+	int64_t n = 64;
+	uint8_t w[3 * 36];
+	make_weights(t, w, 3 * n);
+	float x[64], y[3], y2[6], yr[3];
+	for (int i = 0; i < n; i++)
+		x[i] = rndf(-1, 1);
+	uint8_t *act = xmalloc(2 * kern_act_bytes(t, n));
+	kern_quant_act(t, x, act, n);
+	kern_quant_act(t, x, act + kern_act_bytes(t, n), n);
+	kern_matvec(t, w, n, act, y, 1, 3);
+	kern_matmul(t, w, n, act, 2, y2, 3, 1, 3);
+	kern_ref_ops.matmul[KT_Q4_0](n, w, 36, 3, act, 0, 1, yr, 0);
+	ok(fabsf(y[0] - yr[1]) < 1e-4f && fabsf(y[1] - yr[2]) < 1e-4f &&
+		   y2[0] == y[0] && y2[1] == y[1] && y2[3] == y[0] && y2[4] == y[1],
+	   "kern_matvec / kern_matmul: rows [1, 3)");
+	ok(kern_supported(t) && !kern_supported(dtype_by_name("iq2_xs")),
+	   "kern_supported");
+	free(act);
+}
+
+/* ---------------------------------------------------------------------
+ * Float helpers
+ * --------------------------------------------------------------------- */
+
+static int close_rel(const float *a, const float *b, int64_t n, double rel,
+		     double abs_)
+{
+	for (int64_t i = 0; i < n; i++) {
+		double d = fabs((double)a[i] - b[i]);
+		if (!(d <= rel * fabs((double)b[i]) + abs_)) {
+			diag("  [%jd] %.9g vs ref %.9g", (intmax_t)i, a[i], b[i]);
+			return 0;
+		}
+	}
+	return 1;
+}
+
+static void test_helpers(void)
+{
+	enum { N = 1003 };
+	float *x = xmalloc(N * 4), *g = xmalloc(N * 4), *u = xmalloc(N * 4);
+	float *wv = xmalloc(N * 4), *r = xmalloc(N * 4), *o = xmalloc(N * 4);
+	for (int i = 0; i < N; i++) {
+		x[i] = rndf(-3, 3);
+		g[i] = rndf(-12, 12);
+		u[i] = rndf(-2, 2);
+		wv[i] = rndf(0.5f, 1.5f);
+	}
+	for (int v = 1; v < NV; v++) {
+		const kern_ops *p = ops[v];
+		if (!p)
+			continue;
+		const char *vn = VARIANTS[v];
+
+		ops[0]->rmsnorm(r, x, wv, N, 1e-6f);
+		p->rmsnorm(o, x, wv, N, 1e-6f);
+		ok(close_rel(o, r, N, 1e-5, 0), "rmsnorm: %s == ref (rel 1e-5)", vn);
+		ops[0]->rmsnorm(r, x, NULL, 17, 1e-5f);
+		p->rmsnorm(o, x, NULL, 17, 1e-5f);
+		ok(close_rel(o, r, 17, 1e-5, 0), "rmsnorm n=17 no weight: %s == ref", vn);
+
+		/* softmax with -INFINITY (masked) entries */
+		for (int n = 1; n <= N; n += N - 1) {
+			memcpy(r, g, n * 4);
+			for (int i = 3; i < n; i += 5)
+				r[i] = -INFINITY;
+			memcpy(o, r, n * 4);
+			ops[0]->softmax(r, n);
+			p->softmax(o, n);
+			int zeros = 1;
+			for (int i = 3; i < n; i += 5)
+				zeros &= o[i] == 0.0f;
+			ok(close_rel(o, r, n, 1e-5, 1e-30) && zeros,
+			   "softmax n=%d: %s == ref (rel 1e-5), masked -> 0", n, vn);
+		}
+
+		/* gated activations: relative 1e-5, plus the tanh-by-exp
+		 * absolute error (1e-7 of tanh, times |g u|) */
+		for (int i = 0; i < N; i++)
+			wv[i] = 1e-6f * fabsf(g[i] * u[i]);
+		ops[0]->swiglu(r, g, u, N);
+		p->swiglu(o, g, u, N);
+		ok(close_rel(o, r, N, 1e-5, 1e-30), "swiglu: %s == ref", vn);
+		ops[0]->geglu(r, g, u, N);
+		p->geglu(o, g, u, N);
+		int good = 1;
+		for (int i = 0; i < N; i++)
+			good &= fabs((double)o[i] - r[i]) <= 1e-5 * fabs(r[i]) + wv[i];
+		ok(good, "geglu: %s == ref", vn);
+		memcpy(o, g, N * 4); /* in place (y == g) */
+		p->swiglu(o, o, u, N);
+		ops[0]->swiglu(r, g, u, N);
+		ok(close_rel(o, r, N, 1e-5, 1e-30), "swiglu in place: %s", vn);
+
+		/* rope: normal and neox, full and partial rotation */
+		for (int mode = 0; mode < 4; mode++) {
+			int nh = 3, hd = 64, nrot = mode & 2 ? 40 : 64, neox = mode & 1;
+			float cs[64];
+			for (int i = 0; i < nrot / 2; i++) {
+				float th = 7.0f * powf(10000.0f, -2.0f * i / nrot);
+				cs[i] = cosf(th);
+				cs[nrot / 2 + i] = sinf(th);
+			}
+			memcpy(r, x, nh * hd * 4);
+			memcpy(o, x, nh * hd * 4);
+			ops[0]->rope(r, nh, hd, nrot, cs, neox);
+			p->rope(o, nh, hd, nrot, cs, neox);
+			ok(close_rel(o, r, nh * hd, 0, 3e-6 * 3), "rope %s nrot=%d: %s == ref",
+			   neox ? "neox" : "normal", nrot, vn);
+		}
+
+		/* attention over f32 and f16 KV: hd 64 and 80, 37 positions */
+		for (int f16 = 0; f16 < 2; f16++)
+			for (int hd = 64; hd <= 80; hd += 16) {
+				int npos = 37;
+				size_t stride = (size_t)(hd + 8) * (f16 ? 2 : 4);
+				uint8_t *K = xmalloc(stride * npos);
+				for (int t = 0; t < npos; t++)
+					for (int i = 0; i < hd; i++) {
+						float e = rndf(-1, 1);
+						if (f16)
+							put_h(K + t * stride + 2 * i, e);
+						else
+							memcpy(K + t * stride + 4 * i, &e, 4);
+					}
+				float sr[37], so[37];
+				ops[0]->attn_dot(f16, K, stride, x, hd, npos, 0.125f, sr);
+				p->attn_dot(f16, K, stride, x, hd, npos, 0.125f, so);
+				/* bound: 2 (hd/8 + 16) u sum|q k| <= that with |k| <= 1 */
+				double S = 0;
+				for (int i = 0; i < hd; i++)
+					S += fabs(x[i]) * 0.125;
+				ok(close_rel(so, sr, npos, 0, 2.0 * (hd / 8 + 16) * 0x1p-24 * S),
+				   "attn_dot %s hd=%d: %s == ref", f16 ? "f16" : "f32", hd, vn);
+				for (int i = 0; i < hd; i++)
+					r[i] = o[i] = u[i];
+				for (int t = 0; t < npos; t++)
+					sr[t] = rndf(0, 0.05f);
+				ops[0]->attn_axpy(f16, K, stride, sr, hd, npos, r);
+				p->attn_axpy(f16, K, stride, sr, hd, npos, o);
+				ok(close_rel(o, r, hd, 0, 2.0 * (npos + 2) * 0x1p-24 * 4.0),
+				   "attn_axpy %s hd=%d: %s == ref", f16 ? "f16" : "f32", hd, vn);
+				free(K);
+			}
+	}
+	free(x);
+	free(g);
+	free(u);
+	free(wv);
+	free(r);
+	free(o);
+}
+
+/* ---------------------------------------------------------------------
+ * Micro-benchmark
+ * --------------------------------------------------------------------- */
+
+static double now(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+/* Speed-up of one matmul of 16 activations over 16 matvecs (t1: the best
+ * time of one matvec). */
+static double bench_mm16(const kern_ops *o, const slm_dtype *t, const uint8_t *w,
+			 size_t rb, int64_t rows, int64_t n, const float *x, double t1)
+{
+	size_t ab = kern_act_bytes(t, n);
+	uint8_t *acts = xmalloc(ab * 16);
+	float *y = xmalloc((size_t)rows * 16 * 4);
+	for (int b = 0; b < 16; b++)
+		o->quant_act[t->ggml_id](x, acts + b * ab, n);
+	double best = 1e30, t0 = now();
+	for (int reps = 0; reps < 3 || now() - t0 < 0.2; reps++) {
+		double a = now();
+		o->matmul[t->ggml_id](n, w, rb, rows, acts, ab, 16, y, rows);
+		double d = now() - a;
+		best = d < best ? d : best;
+		if (now() - t0 > 1.0)
+			break;
+	}
+	free(acts);
+	free(y);
+	return 16 * t1 / best;
+}
+
+static int bench(const char *only)
+{
+	/* 135M-like: q/k/v/o and ffn up, ffn down, the output layer; then
+	 * TinyLlama's ffn down (n a multiple of 256 for the k-quants) */
+	static const struct { int rows, n; } shapes[] = {
+		{ 1536, 576 }, { 576, 1536 }, { 49152, 576 }, { 2048, 5632 }
+	};
+	printf("matvec GB/s of weights, 1 thread (rows x n); B=16 gain: one matmul\n"
+	       "of 16 activations vs 16 matvecs on 576x1536\n%-6s %-7s", "type",
+	       "variant");
+	for (int s = 0; s < 4; s++)
+		printf(" %5dx%-5d", shapes[s].rows, shapes[s].n);
+	printf(" %10s\n", "B=16 gain");
+	for (int ti = 0; ti < NT; ti++) {
+		const slm_dtype *t = dtype_by_name(TYPES[ti]);
+		for (int v = 0; v < NV; v++) {
+			if (!ops[v] || (only && strcmp(only, VARIANTS[v])))
+				continue;
+			printf("%-6s %-7s", t->name, VARIANTS[v]);
+			double mm16 = 0;
+			for (int s = 0; s < 4; s++) {
+				int64_t rows = shapes[s].rows, n = shapes[s].n;
+				if (n % t->block_elems) {
+					printf(" %11s", "-");
+					continue;
+				}
+				size_t rb = row_bytes(t, n), bytes = rb * rows;
+				uint8_t *w = xmalloc(bytes);
+				make_weights(t, w, n * rows);
+				float *x = xmalloc((size_t)n * 4), *y = xmalloc((size_t)rows * 4);
+				for (int i = 0; i < n; i++)
+					x[i] = rndf(-1, 1);
+				void *act = xmalloc(kern_act_bytes(t, n));
+				ops[v]->quant_act[t->ggml_id](x, act, n);
+				double best = 1e30, t0 = now();
+				int reps = 0;
+				/* at least 0.3 s and 5 runs; the best run counts */
+				while (reps < 5 || now() - t0 < 0.3) {
+					double a = now();
+					ops[v]->matmul[t->ggml_id](n, w, rb, rows, act, 0, 1, y, 0);
+					double d = now() - a;
+					best = d < best ? d : best;
+					reps++;
+					if (v == 0 && now() - t0 > 1.0)
+						break;
+				}
+				printf(" %11.1f", bytes / best * 1e-9);
+				fflush(stdout);
+				if (s == 1) /* 576x1536: 16 activations at once vs one by one */
+					mm16 = bench_mm16(ops[v], t, w, rb, rows, n, x, best);
+				free(w);
+				free(x);
+				free(y);
+				free(act);
+			}
+			printf(" %9.1fx\n", mm16);
+		}
+	}
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	for (int v = 0; v < NV; v++)
+		ops[v] = kern_ops_for(VARIANTS[v]);
+	if (argc > 1 && !strcmp(argv[1], "-b"))
+		return bench(argc > 2 ? argv[2] : NULL);
+
+	diag("variants: ref%s%s (in use: %s)", ops[1] ? " avx2" : "",
+	     ops[2] ? " avx512" : "", kern_variant_name());
+	test_api();
+	test_f16_all();
+	test_f32_to_f16();
+	for (int ti = 0; ti < NT; ti++) {
+		const slm_dtype *t = dtype_by_name(TYPES[ti]);
+		if (!ok(t && kern_supported(t), "%s: supported", TYPES[ti]))
+			continue;
+		test_golden(t);
+		test_dequant(t);
+		int64_t be = t->block_elems;
+		/* one block; many blocks (odd count); float types: odd n */
+		if (be == 1) {
+			test_products(t, 37, 13);
+			test_products(t, 1003, 13);
+			test_products(t, 1536, 13);
+		} else {
+			test_products(t, be, 13);
+			test_products(t, be * (be == QK ? 37 : 5), 13);
+		}
+	}
+	test_helpers();
+	return done_testing();
+}
