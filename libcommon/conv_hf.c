@@ -396,7 +396,8 @@ static void rope_params(hf *h)
 	if (json_object_get(rp, "full_attention") || json_object_get(rp, "sliding_attention"))
 		return;
 	json_t *theta = find_key(c, KEYS("global_rope_theta", "rope_global_theta",
-					 "rope_theta_global", "rope_theta", "rotary_emb_base"), NULL);
+					 "rope_theta_global", "rope_theta",
+					 "rotary_emb_base"), NULL);
 	json_t *local = find_key(c, KEYS("local_rope_theta", "rope_local_theta",
 					 "rope_theta_local", "swa_rope_theta",
 					 "rope_local_base_freq"), NULL);
@@ -462,7 +463,8 @@ static int hp_common(hf *h, slm_err *err)
 		const char *t = json_string_value(type);
 		if (!strcmp(t, "linear") || !strcmp(t, "yarn")) {
 			json_object_set_new(h->hp, "rope.scaling.type", json_string(t));
-			if (hp_real(h, "rope.scaling.factor", factor, "rope_scaling.factor", err) < 0)
+			if (hp_real(h, "rope.scaling.factor", factor, "rope_scaling.factor",
+				    err) < 0)
 				return -1;
 		}
 		if (!strcmp(t, "yarn")) {
@@ -696,7 +698,8 @@ static int llama3_rope_freqs(hf *h, slm_err *err)
 	if (!type || strcasecmp(type, "llama3"))
 		return 0;
 	json_t *v;
-#define NUM(o, key, def) (json_is_number(v = json_object_get((o), (key))) ? json_number_value(v) : (def))
+#define NUM(o, key, def) \
+	(json_is_number(v = json_object_get((o), (key))) ? json_number_value(v) : (def))
 	double base = NUM(rp, "rope_theta", 10000.0);
 	double factor = NUM(rp, "factor", 8.0);
 	double low = NUM(rp, "low_freq_factor", 1.0);
@@ -716,7 +719,9 @@ static int llama3_rope_freqs(hf *h, slm_err *err)
 	j->values = slm_xcalloc(n, sizeof(float));
 	double low_wl = old_ctx / low, high_wl = old_ctx / high;
 	for (uint64_t i = 0; i < n; i++) {
-		float freq = (float)(1.0 / pow(base, (double)(float)(2.0 * (double)i / (double)dim)));
+		/* as torch computes it: exponent and frequency in float32 */
+		float ex = (float)(2.0 * (double)i / (double)dim);
+		float freq = (float)(1.0 / pow(base, (double)ex));
 		double wl = 2 * M_PI / freq;
 		if (wl < high_wl)
 			j->values[i] = 1.0f;
@@ -1420,9 +1425,11 @@ static void tk_specials(tk *t, json_t *man_tok)
 		} else if (str_eq(ty, "RobertaProcessing")) {
 			add[0] = add[1] = add[2] = 1;
 			if (tc && !str[CLS])
-				str[CLS] = json_string_value(json_array_get(json_object_get(p, "cls"), 0));
+				str[CLS] = json_string_value(
+					json_array_get(json_object_get(p, "cls"), 0));
 			if (tc && !str[SEP])
-				str[SEP] = json_string_value(json_array_get(json_object_get(p, "sep"), 0));
+				str[SEP] = json_string_value(
+					json_array_get(json_object_get(p, "sep"), 0));
 		} else if (str_eq(ty, "TemplateProcessing")) {
 			json_t *single = json_object_get(p, "single");
 			size_t ns = json_is_array(single) ? json_array_size(single) : 0;
@@ -1430,8 +1437,9 @@ static void tk_specials(tk *t, json_t *man_tok)
 				continue;
 			const char *first = json_string_value(json_object_get(
 				json_object_get(json_array_get(single, 0), "SpecialToken"), "id"));
-			const char *last = json_string_value(json_object_get(
-				json_object_get(json_array_get(single, ns - 1), "SpecialToken"), "id"));
+			json_t *l = json_array_get(single, ns - 1);
+			const char *last = json_string_value(
+				json_object_get(json_object_get(l, "SpecialToken"), "id"));
 			if (first && *first) {
 				int known = (str[BOS] && !strcmp(first, str[BOS])) ||
 					    (str[CLS] && !strcmp(first, str[CLS]));
@@ -1565,7 +1573,8 @@ static int chat_template(const char *dir, json_t *tc, json_t *man, slm_err *err)
 		json_array_foreach(ct, i, e)
 			if (str_eq(json_object_get(e, "name"), "default") &&
 			    json_is_string(json_object_get(e, "template")))
-				json_object_set(man, "chat_template", json_object_get(e, "template"));
+				json_object_set(man, "chat_template",
+						json_object_get(e, "template"));
 	} else if (json_is_string(ct)) {
 		json_object_set(man, "chat_template", ct);
 	}
@@ -1596,7 +1605,8 @@ static int hf_tokenizer(hf *h, const char *dir, const char *tokfile, json_t *man
 	if (!mtype && json_object_get(model, "merges"))
 		mtype = "BPE";
 	if (mtype && !strcmp(mtype, "BPE"))
-		t.kind = json_is_true(json_object_get(model, "byte_fallback")) ? TK_SPM_BPE : TK_GPT2;
+		t.kind = json_is_true(json_object_get(model, "byte_fallback")) ? TK_SPM_BPE
+									       : TK_GPT2;
 	else if (mtype && !strcmp(mtype, "Unigram"))
 		t.kind = TK_SPM_UNIGRAM;
 	else if (mtype && !strcmp(mtype, "WordPiece"))
@@ -1668,19 +1678,20 @@ static int hf_tokenizer(hf *h, const char *dir, const char *tokfile, json_t *man
 
 	const char *unk = json_string_value(json_object_get(model, "unk_token"));
 	if (t.kind == TK_SPM_UNIGRAM) {
-		json_int_t unk_id = json_is_integer(json_object_get(model, "unk_id"))
-					    ? json_integer_value(json_object_get(model, "unk_id")) : -1;
+		json_t *u = json_object_get(model, "unk_id");
+		json_int_t unk_id = json_is_integer(u) ? json_integer_value(u) : -1;
 		json_array_foreach(vocab, i, v) {
 			json_t *piece = json_array_get(v, 0), *sc = json_array_get(v, 1);
 			if (!json_is_array(v) || !json_is_number(sc)) {
 				tk_err(&t, err, "model.vocab entry %zu is not [piece, score]", i);
 				goto out;
 			}
-			int ty = (json_int_t)i == unk_id ? TT_UNKNOWN
-				 : is_byte_token(json_string_value(piece) ? json_string_value(piece) : "",
-						 json_string_length(piece)) ? TT_BYTE : TT_NORMAL;
-			if (set_token(&t, (json_int_t)i, piece, ty, err) < 0)
+			if (set_token(&t, (json_int_t)i, piece, TT_NORMAL, err) < 0)
 				goto out;
+			if ((json_int_t)i == unk_id)
+				t.type[i] = TT_UNKNOWN;
+			else if (is_byte_token(t.tok[i], t.len[i]))
+				t.type[i] = TT_BYTE;
 			t.score[i] = (float)json_number_value(sc);
 		}
 	} else {
@@ -1807,6 +1818,16 @@ out:
 /* The directory                                                       */
 /* ------------------------------------------------------------------ */
 
+/* Messages quote names from the files (tensors, tokens, members): keep
+ * them on one line. */
+static int one_line(slm_err *err)
+{
+	for (char *c = err->msg; *c; c++)
+		if ((unsigned char)*c < 0x20 || *c == 0x7f)
+			*c = '?';
+	return -1;
+}
+
 static char *base_name(const char *path)
 {
 	char *real = realpath(path, NULL);
@@ -1887,7 +1908,7 @@ out:
 	free(h.cfg_path);
 	free(dir);
 	free(tokfile);
-	return rc;
+	return rc < 0 ? one_line(err) : 0;
 }
 
 /* ------------------------------------------------------------------ */
@@ -2122,5 +2143,5 @@ int cv_from_hf_tar(cv_model *m, int fd, const char *name, int vocab_only, slm_er
 	/* everything needed is mapped or copied: the files can go now */
 	rm_rf(root);
 	free(root);
-	return rc;
+	return rc < 0 ? one_line(err) : 0;
 }

@@ -246,13 +246,68 @@ int ju_isprintable(uint32_t c)
 	}
 }
 
+/* Python's derived properties beyond the general categories (Unicode 14,
+ * as in Python 3.11): Other_Lowercase, Other_Uppercase, and the
+ * Case_Ignorable characters that are not Mn, Me, Cf, Lm or Sk. */
+static const uint32_t other_lower[][2] = {
+	{ 0x00AA, 0x00AA }, { 0x00BA, 0x00BA }, { 0x02B0, 0x02B8 }, { 0x02C0,
+	0x02C1 }, { 0x02E0, 0x02E4 }, { 0x0345, 0x0345 }, { 0x037A, 0x037A }, {
+	0x1D2C, 0x1D6A }, { 0x1D78, 0x1D78 }, { 0x1D9B, 0x1DBF }, { 0x2071,
+	0x2071 }, { 0x207F, 0x207F }, { 0x2090, 0x209C }, { 0x2170, 0x217F }, {
+	0x24D0, 0x24E9 }, { 0x2C7C, 0x2C7D }, { 0xA69C, 0xA69D }, { 0xA770,
+	0xA770 }, { 0xA7F8, 0xA7F9 }, { 0xAB5C, 0xAB5F }, { 0x10780, 0x10780 },
+	{ 0x10783, 0x10785 }, { 0x10787, 0x107B0 }, { 0x107B2, 0x107BA }
+};
+
+static const uint32_t other_upper[][2] = {
+	{ 0x2160, 0x216F }, { 0x24B6, 0x24CF }, { 0x1F130, 0x1F149 }, { 0x1F150,
+	0x1F169 }, { 0x1F170, 0x1F189 }
+};
+
+static const uint32_t ignorable_extra[] = {
+	0x0027, 0x002E, 0x003A, 0x00B7, 0x0387, 0x055F, 0x05F4, 0x2018, 0x2019,
+	0x2024, 0x2027, 0xFE13, 0xFE52, 0xFE55, 0xFF07, 0xFF0E, 0xFF1A,
+};
+
+static int in_ranges(const uint32_t (*r)[2], size_t n, uint32_t c)
+{
+	for (size_t i = 0; i < n; i++)
+		if (c >= r[i][0] && c <= r[i][1])
+			return 1;
+	return 0;
+}
+
+#define NELEM(x) (sizeof(x) / sizeof((x)[0]))
+
+int ju_islower(uint32_t c)
+{
+	return utf8proc_category((utf8proc_int32_t)c) == UTF8PROC_CATEGORY_LL ||
+	       in_ranges(other_lower, NELEM(other_lower), c);
+}
+
+int ju_isupper(uint32_t c)
+{
+	return utf8proc_category((utf8proc_int32_t)c) == UTF8PROC_CATEGORY_LU ||
+	       in_ranges(other_upper, NELEM(other_upper), c);
+}
+
 int ju_iscased(uint32_t c)
 {
+	return ju_islower(c) || ju_isupper(c) ||
+	       utf8proc_category((utf8proc_int32_t)c) == UTF8PROC_CATEGORY_LT;
+}
+
+static int ju_case_ignorable(uint32_t c)
+{
 	switch (utf8proc_category((utf8proc_int32_t)c)) {
-	case UTF8PROC_CATEGORY_LU: case UTF8PROC_CATEGORY_LL:
-	case UTF8PROC_CATEGORY_LT:
+	case UTF8PROC_CATEGORY_MN: case UTF8PROC_CATEGORY_ME:
+	case UTF8PROC_CATEGORY_CF: case UTF8PROC_CATEGORY_LM:
+	case UTF8PROC_CATEGORY_SK:
 		return 1;
 	default:
+		for (size_t i = 0; i < NELEM(ignorable_extra); i++)
+			if (ignorable_extra[i] == c)
+				return 1;
 		return 0;
 	}
 }
@@ -972,25 +1027,136 @@ static void put_cp(jarena *a, jbuf *b, uint32_t c)
 	jb_put(a, b, u, (size_t)ju_encode(c, u));
 }
 
-/* Upper (or, with title, title) case of c, including the special
- * mappings of ß, ŉ and the Latin ligatures. */
+/* Python's full (multi-character) upper and title case mappings: the
+ * unconditional part of Unicode's SpecialCasing.txt (Unicode 14, as in
+ * Python 3.11; made with [c for c in map(chr, range(0x110000)) if
+ * len(c.upper()) > 1 or len(c.title()) > 1]). */
+static const struct special_case {
+	uint32_t c;
+	const char *up, *ti;
+} special_cases[] = {
+		{ 0x00DF, "SS", "Ss" },
+		{ 0x0149, "\xCA\xBCN", "\xCA\xBCN" },
+		{ 0x01F0, "J\xCC\x8C", "J\xCC\x8C" },
+		{ 0x0390, "\xCE\x99\xCC\x88\xCC\x81", "\xCE\x99\xCC\x88\xCC\x81" },
+		{ 0x03B0, "\xCE\xA5\xCC\x88\xCC\x81", "\xCE\xA5\xCC\x88\xCC\x81" },
+		{ 0x0587, "\xD4\xB5\xD5\x92", "\xD4\xB5\xD6\x82" },
+		{ 0x1E96, "H\xCC\xB1", "H\xCC\xB1" },
+		{ 0x1E97, "T\xCC\x88", "T\xCC\x88" },
+		{ 0x1E98, "W\xCC\x8A", "W\xCC\x8A" },
+		{ 0x1E99, "Y\xCC\x8A", "Y\xCC\x8A" },
+		{ 0x1E9A, "A\xCA\xBE", "A\xCA\xBE" },
+		{ 0x1F50, "\xCE\xA5\xCC\x93", "\xCE\xA5\xCC\x93" },
+		{ 0x1F52, "\xCE\xA5\xCC\x93\xCC\x80", "\xCE\xA5\xCC\x93\xCC\x80" },
+		{ 0x1F54, "\xCE\xA5\xCC\x93\xCC\x81", "\xCE\xA5\xCC\x93\xCC\x81" },
+		{ 0x1F56, "\xCE\xA5\xCC\x93\xCD\x82", "\xCE\xA5\xCC\x93\xCD\x82" },
+		{ 0x1F80, "\xE1\xBC\x88\xCE\x99", "\xE1\xBE\x88" },
+		{ 0x1F81, "\xE1\xBC\x89\xCE\x99", "\xE1\xBE\x89" },
+		{ 0x1F82, "\xE1\xBC\x8A\xCE\x99", "\xE1\xBE\x8A" },
+		{ 0x1F83, "\xE1\xBC\x8B\xCE\x99", "\xE1\xBE\x8B" },
+		{ 0x1F84, "\xE1\xBC\x8C\xCE\x99", "\xE1\xBE\x8C" },
+		{ 0x1F85, "\xE1\xBC\x8D\xCE\x99", "\xE1\xBE\x8D" },
+		{ 0x1F86, "\xE1\xBC\x8E\xCE\x99", "\xE1\xBE\x8E" },
+		{ 0x1F87, "\xE1\xBC\x8F\xCE\x99", "\xE1\xBE\x8F" },
+		{ 0x1F88, "\xE1\xBC\x88\xCE\x99", "\xE1\xBE\x88" },
+		{ 0x1F89, "\xE1\xBC\x89\xCE\x99", "\xE1\xBE\x89" },
+		{ 0x1F8A, "\xE1\xBC\x8A\xCE\x99", "\xE1\xBE\x8A" },
+		{ 0x1F8B, "\xE1\xBC\x8B\xCE\x99", "\xE1\xBE\x8B" },
+		{ 0x1F8C, "\xE1\xBC\x8C\xCE\x99", "\xE1\xBE\x8C" },
+		{ 0x1F8D, "\xE1\xBC\x8D\xCE\x99", "\xE1\xBE\x8D" },
+		{ 0x1F8E, "\xE1\xBC\x8E\xCE\x99", "\xE1\xBE\x8E" },
+		{ 0x1F8F, "\xE1\xBC\x8F\xCE\x99", "\xE1\xBE\x8F" },
+		{ 0x1F90, "\xE1\xBC\xA8\xCE\x99", "\xE1\xBE\x98" },
+		{ 0x1F91, "\xE1\xBC\xA9\xCE\x99", "\xE1\xBE\x99" },
+		{ 0x1F92, "\xE1\xBC\xAA\xCE\x99", "\xE1\xBE\x9A" },
+		{ 0x1F93, "\xE1\xBC\xAB\xCE\x99", "\xE1\xBE\x9B" },
+		{ 0x1F94, "\xE1\xBC\xAC\xCE\x99", "\xE1\xBE\x9C" },
+		{ 0x1F95, "\xE1\xBC\xAD\xCE\x99", "\xE1\xBE\x9D" },
+		{ 0x1F96, "\xE1\xBC\xAE\xCE\x99", "\xE1\xBE\x9E" },
+		{ 0x1F97, "\xE1\xBC\xAF\xCE\x99", "\xE1\xBE\x9F" },
+		{ 0x1F98, "\xE1\xBC\xA8\xCE\x99", "\xE1\xBE\x98" },
+		{ 0x1F99, "\xE1\xBC\xA9\xCE\x99", "\xE1\xBE\x99" },
+		{ 0x1F9A, "\xE1\xBC\xAA\xCE\x99", "\xE1\xBE\x9A" },
+		{ 0x1F9B, "\xE1\xBC\xAB\xCE\x99", "\xE1\xBE\x9B" },
+		{ 0x1F9C, "\xE1\xBC\xAC\xCE\x99", "\xE1\xBE\x9C" },
+		{ 0x1F9D, "\xE1\xBC\xAD\xCE\x99", "\xE1\xBE\x9D" },
+		{ 0x1F9E, "\xE1\xBC\xAE\xCE\x99", "\xE1\xBE\x9E" },
+		{ 0x1F9F, "\xE1\xBC\xAF\xCE\x99", "\xE1\xBE\x9F" },
+		{ 0x1FA0, "\xE1\xBD\xA8\xCE\x99", "\xE1\xBE\xA8" },
+		{ 0x1FA1, "\xE1\xBD\xA9\xCE\x99", "\xE1\xBE\xA9" },
+		{ 0x1FA2, "\xE1\xBD\xAA\xCE\x99", "\xE1\xBE\xAA" },
+		{ 0x1FA3, "\xE1\xBD\xAB\xCE\x99", "\xE1\xBE\xAB" },
+		{ 0x1FA4, "\xE1\xBD\xAC\xCE\x99", "\xE1\xBE\xAC" },
+		{ 0x1FA5, "\xE1\xBD\xAD\xCE\x99", "\xE1\xBE\xAD" },
+		{ 0x1FA6, "\xE1\xBD\xAE\xCE\x99", "\xE1\xBE\xAE" },
+		{ 0x1FA7, "\xE1\xBD\xAF\xCE\x99", "\xE1\xBE\xAF" },
+		{ 0x1FA8, "\xE1\xBD\xA8\xCE\x99", "\xE1\xBE\xA8" },
+		{ 0x1FA9, "\xE1\xBD\xA9\xCE\x99", "\xE1\xBE\xA9" },
+		{ 0x1FAA, "\xE1\xBD\xAA\xCE\x99", "\xE1\xBE\xAA" },
+		{ 0x1FAB, "\xE1\xBD\xAB\xCE\x99", "\xE1\xBE\xAB" },
+		{ 0x1FAC, "\xE1\xBD\xAC\xCE\x99", "\xE1\xBE\xAC" },
+		{ 0x1FAD, "\xE1\xBD\xAD\xCE\x99", "\xE1\xBE\xAD" },
+		{ 0x1FAE, "\xE1\xBD\xAE\xCE\x99", "\xE1\xBE\xAE" },
+		{ 0x1FAF, "\xE1\xBD\xAF\xCE\x99", "\xE1\xBE\xAF" },
+		{ 0x1FB2, "\xE1\xBE\xBA\xCE\x99", "\xE1\xBE\xBA\xCD\x85" },
+		{ 0x1FB3, "\xCE\x91\xCE\x99", "\xE1\xBE\xBC" },
+		{ 0x1FB4, "\xCE\x86\xCE\x99", "\xCE\x86\xCD\x85" },
+		{ 0x1FB6, "\xCE\x91\xCD\x82", "\xCE\x91\xCD\x82" },
+		{ 0x1FB7, "\xCE\x91\xCD\x82\xCE\x99", "\xCE\x91\xCD\x82\xCD\x85" },
+		{ 0x1FBC, "\xCE\x91\xCE\x99", "\xE1\xBE\xBC" },
+		{ 0x1FC2, "\xE1\xBF\x8A\xCE\x99", "\xE1\xBF\x8A\xCD\x85" },
+		{ 0x1FC3, "\xCE\x97\xCE\x99", "\xE1\xBF\x8C" },
+		{ 0x1FC4, "\xCE\x89\xCE\x99", "\xCE\x89\xCD\x85" },
+		{ 0x1FC6, "\xCE\x97\xCD\x82", "\xCE\x97\xCD\x82" },
+		{ 0x1FC7, "\xCE\x97\xCD\x82\xCE\x99", "\xCE\x97\xCD\x82\xCD\x85" },
+		{ 0x1FCC, "\xCE\x97\xCE\x99", "\xE1\xBF\x8C" },
+		{ 0x1FD2, "\xCE\x99\xCC\x88\xCC\x80", "\xCE\x99\xCC\x88\xCC\x80" },
+		{ 0x1FD3, "\xCE\x99\xCC\x88\xCC\x81", "\xCE\x99\xCC\x88\xCC\x81" },
+		{ 0x1FD6, "\xCE\x99\xCD\x82", "\xCE\x99\xCD\x82" },
+		{ 0x1FD7, "\xCE\x99\xCC\x88\xCD\x82", "\xCE\x99\xCC\x88\xCD\x82" },
+		{ 0x1FE2, "\xCE\xA5\xCC\x88\xCC\x80", "\xCE\xA5\xCC\x88\xCC\x80" },
+		{ 0x1FE3, "\xCE\xA5\xCC\x88\xCC\x81", "\xCE\xA5\xCC\x88\xCC\x81" },
+		{ 0x1FE4, "\xCE\xA1\xCC\x93", "\xCE\xA1\xCC\x93" },
+		{ 0x1FE6, "\xCE\xA5\xCD\x82", "\xCE\xA5\xCD\x82" },
+		{ 0x1FE7, "\xCE\xA5\xCC\x88\xCD\x82", "\xCE\xA5\xCC\x88\xCD\x82" },
+		{ 0x1FF2, "\xE1\xBF\xBA\xCE\x99", "\xE1\xBF\xBA\xCD\x85" },
+		{ 0x1FF3, "\xCE\xA9\xCE\x99", "\xE1\xBF\xBC" },
+		{ 0x1FF4, "\xCE\x8F\xCE\x99", "\xCE\x8F\xCD\x85" },
+		{ 0x1FF6, "\xCE\xA9\xCD\x82", "\xCE\xA9\xCD\x82" },
+		{ 0x1FF7, "\xCE\xA9\xCD\x82\xCE\x99", "\xCE\xA9\xCD\x82\xCD\x85" },
+		{ 0x1FFC, "\xCE\xA9\xCE\x99", "\xE1\xBF\xBC" },
+		{ 0xFB00, "FF", "Ff" },
+		{ 0xFB01, "FI", "Fi" },
+		{ 0xFB02, "FL", "Fl" },
+		{ 0xFB03, "FFI", "Ffi" },
+		{ 0xFB04, "FFL", "Ffl" },
+		{ 0xFB05, "ST", "St" },
+		{ 0xFB06, "ST", "St" },
+		{ 0xFB13, "\xD5\x84\xD5\x86", "\xD5\x84\xD5\xB6" },
+		{ 0xFB14, "\xD5\x84\xD4\xB5", "\xD5\x84\xD5\xA5" },
+		{ 0xFB15, "\xD5\x84\xD4\xBB", "\xD5\x84\xD5\xAB" },
+		{ 0xFB16, "\xD5\x8E\xD5\x86", "\xD5\x8E\xD5\xB6" },
+		{ 0xFB17, "\xD5\x84\xD4\xBD", "\xD5\x84\xD5\xAD" },
+};
+
+static int special_cmp(const void *k, const void *e)
+{
+	uint32_t c = *(const uint32_t *)k, d = ((const struct special_case *)e)->c;
+	return c < d ? -1 : c > d;
+}
+
+/* Upper (or, with title, title) case of c. */
 static void put_upper(jarena *a, jbuf *b, uint32_t c, int title)
 {
-	static const struct {
-		uint32_t c;
-		const char *up, *ti;
-	} special[] = {
-		{ 0xDF, "SS", "Ss" }, { 0x149, "\xCA\xBCN", "\xCA\xBCN" },
-		{ 0xFB00, "FF", "Ff" }, { 0xFB01, "FI", "Fi" }, { 0xFB02, "FL", "Fl" },
-		{ 0xFB03, "FFI", "Ffi" }, { 0xFB04, "FFL", "Ffl" },
-		{ 0xFB05, "ST", "St" }, { 0xFB06, "ST", "St" },
-	};
-	if (c >= 0xDF)
-		for (size_t i = 0; i < sizeof special / sizeof special[0]; i++)
-			if (special[i].c == c) {
-				jb_puts(a, b, title ? special[i].ti : special[i].up);
-				return;
-			}
+	if (c >= 0xDF) {
+		const struct special_case *sc = bsearch(&c, special_cases,
+			sizeof special_cases / sizeof special_cases[0],
+			sizeof special_cases[0], special_cmp);
+		if (sc) {
+			jb_puts(a, b, title ? sc->ti : sc->up);
+			return;
+		}
+	}
 	put_cp(a, b, (uint32_t)(title ? utf8proc_totitle((utf8proc_int32_t)c)
 				      : utf8proc_toupper((utf8proc_int32_t)c)));
 }
@@ -1005,16 +1171,28 @@ static void put_lower(jarena *a, jbuf *b, uint32_t c, const char *s, size_t n,
 		return;
 	}
 	if (c == 0x3A3) {
+		/* final sigma: a cased letter before (case-ignorable ones
+		 * skipped), none after */
 		int before_cased = 0, after_cased = 0;
-		if (at > 0) {
-			size_t k = at - 1;
-			while (k > 0 && ((unsigned char)s[k] & 0xC0) == 0x80)
+		size_t k = at;
+		while (k > 0) {
+			do
 				k--;
-			before_cased = ju_iscased((uint32_t)ju_decode(s, n, &k));
+			while (k > 0 && ((unsigned char)s[k] & 0xC0) == 0x80);
+			size_t q = k;
+			uint32_t p = (uint32_t)ju_decode(s, n, &q);
+			if (!ju_case_ignorable(p)) {
+				before_cased = ju_iscased(p);
+				break;
+			}
 		}
-		if (after < n) {
-			size_t k = after;
-			after_cased = ju_iscased((uint32_t)ju_decode(s, n, &k));
+		k = after;
+		while (k < n) {
+			uint32_t q = (uint32_t)ju_decode(s, n, &k);
+			if (!ju_case_ignorable(q)) {
+				after_cased = ju_iscased(q);
+				break;
+			}
 		}
 		put_cp(a, b, before_cased && !after_cased ? 0x3C2 : 0x3C3);
 		return;
@@ -1042,16 +1220,14 @@ void ju_case_to(jarena *a, jbuf *b, const char *s, size_t n, int mode)
 		case JCASE_LOWER:
 			put_lower(a, b, c, s, n, at, i);
 			break;
-		case JCASE_SWAPCASE: {
-			utf8proc_category_t cat = utf8proc_category((utf8proc_int32_t)c);
-			if (cat == UTF8PROC_CATEGORY_LL)
+		case JCASE_SWAPCASE:
+			if (ju_islower(c))
 				put_upper(a, b, c, 0);
-			else if (cat == UTF8PROC_CATEGORY_LU || cat == UTF8PROC_CATEGORY_LT)
+			else if (ju_isupper(c))
 				put_lower(a, b, c, s, n, at, i);
 			else
 				put_cp(a, b, c);
 			break;
-		}
 		case JCASE_CAPITALIZE:
 			if (first)
 				put_upper(a, b, c, 1);

@@ -33,7 +33,7 @@ typedef struct jinja_opts {
 	const struct tm *now;
 	size_t max_output;   /* bytes of output; 0: 256 MiB */
 	size_t max_memory;   /* bytes of working memory; 0: 1 GiB */
-	int max_depth;       /* nested macro calls; 0: 200 */
+	int max_depth;       /* nested macro calls; 0: 100 */
 	uint64_t max_steps;  /* evaluation steps; 0: 100 million */
 } jinja_opts;
 

@@ -1170,14 +1170,14 @@ static int str_is(jv s, int what)
 		case JM_ISALNUM: if (!alpha && !numeric) return 0; break;
 		case JM_ISSPACE: if (!ju_isspace(c)) return 0; break;
 		case JM_ISUPPER:
-			if (cat == UTF8PROC_CATEGORY_LL || cat == UTF8PROC_CATEGORY_LT)
+			if (ju_islower(c) || cat == UTF8PROC_CATEGORY_LT)
 				return 0;
-			cased |= cat == UTF8PROC_CATEGORY_LU;
+			cased |= ju_isupper(c);
 			break;
 		default: /* JM_ISLOWER */
-			if (cat == UTF8PROC_CATEGORY_LU || cat == UTF8PROC_CATEGORY_LT)
+			if (ju_isupper(c) || cat == UTF8PROC_CATEGORY_LT)
 				return 0;
-			cased |= cat == UTF8PROC_CATEGORY_LL;
+			cased |= ju_islower(c);
 			break;
 		}
 	}

@@ -136,7 +136,6 @@ static inline int jv_isnum(jv v)
 {
 	return v.type == JV_INT || v.type == JV_BOOL || v.type == JV_FLOAT;
 }
-static inline int jv_isseq(jv v) { return v.type == JV_LIST; }
 
 /* A dict: create, look up (NULL when absent), insert or replace. Keys
  * must be hashable (jv_hashable); lookups of unhashable keys find
@@ -175,7 +174,9 @@ int ju_decode(const char *s, size_t n, size_t *i);     /* next code point */
 int ju_encode(uint32_t c, char out[4]);                /* bytes written */
 int ju_isspace(uint32_t c);                            /* str.isspace() */
 int ju_isprintable(uint32_t c);                        /* str.isprintable() */
-int ju_iscased(uint32_t c);
+int ju_iscased(uint32_t c);                            /* Cased */
+int ju_islower(uint32_t c);                            /* Lowercase */
+int ju_isupper(uint32_t c);                            /* Uppercase */
 size_t ju_len(const char *s, size_t n);                /* code points */
 /* Case mappings into b: str.upper(), .lower(), .title(), .capitalize(),
  * .swapcase(), and the title filter's (words split at [-\s({[<]). */

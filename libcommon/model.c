@@ -352,23 +352,6 @@ static inline uint16_t *kv_row(const slm_kv *kv, uint16_t *base, int slot, int l
 	return base + i;
 }
 
-/* ---- half precision ---- */
-
-static inline uint16_t f32_to_f16(float f)
-{
-	_Float16 h = (_Float16)f;
-	uint16_t u;
-	memcpy(&u, &h, 2);
-	return u;
-}
-
-static inline float f16_to_f32(uint16_t u)
-{
-	_Float16 h;
-	memcpy(&h, &u, 2);
-	return (float)h;
-}
-
 /* ---- context ---- */
 
 struct slm_ctx {
@@ -381,6 +364,7 @@ struct slm_ctx {
 	uint8_t *act;          /* quantized activations */
 	size_t act_cap;
 	float *scores;         /* [nthreads][n_ctx] */
+	float *rope_cs;        /* cos/sin table for one position */
 	/* job parameters */
 	const slm_entry *e;
 	int n;
@@ -409,6 +393,7 @@ slm_ctx *ctx_new(const slm_model *m, slm_kv *kv, slm_pool *pool, int max_batch)
 	c->ffb = slm_xcalloc(B * (size_t)m->n_ff, sizeof(float));
 	c->tmp = slm_xcalloc(B * (size_t)m->n_embd, sizeof(float));
 	c->scores = slm_xcalloc((size_t)pool_size(pool) * (size_t)kv->n_ctx, sizeof(float));
+	c->rope_cs = slm_xcalloc((size_t)m->n_rot, sizeof(float));
 	/* activation buffer: the largest input of any product, for B rows */
 	size_t need = 0;
 	for (size_t i = 0; i < bundle_n_tensors(m->b); i++) {
@@ -440,6 +425,7 @@ void ctx_free(slm_ctx *c)
 	free(c->ffb);
 	free(c->tmp);
 	free(c->scores);
+	free(c->rope_cs);
 	free(c->act);
 	free(c);
 }
@@ -448,12 +434,7 @@ void ctx_free(slm_ctx *c)
 
 static void rmsnorm(float *out, const float *x, const float *w, int n, float eps)
 {
-	double ss = 0;
-	for (int i = 0; i < n; i++)
-		ss += (double)x[i] * x[i];
-	float scale = 1.0f / sqrtf((float)(ss / n) + eps);
-	for (int i = 0; i < n; i++)
-		out[i] = x[i] * scale * w[i];
+	kern_rmsnorm(out, x, w, n, eps);
 }
 
 static float rope_yarn_ramp(float low, float high, int i0)
@@ -468,15 +449,17 @@ static float corr_dim(int n_dims, int n_ctx_orig, float n_rot, float base)
 	       (2 * logf(base));
 }
 
-/* Rotate one head's first n_rot dimensions for position pos. */
-static void rope_head(const slm_model *m, float *v, int pos, float base)
+/* cos[n_rot/2] then sin[n_rot/2] for position pos, with the model's
+ * frequency factors and linear or YaRN scaling (ggml's formulas). */
+static void rope_table(const slm_model *m, int pos, float base, float *cs)
 {
 	int nd = m->n_rot;
 	float theta_scale = powf(base, -2.0f / (float)nd);
 	float fs = m->rope_freq_scale, ext = m->yarn_ext_factor;
 	float mscale = m->yarn_attn_factor;
 	float cd0 = 0, cd1 = 0;
-	if (m->rope_scale_type == ROPE_SCALE_YARN) {
+	int yarn = m->rope_scale_type == ROPE_SCALE_YARN;
+	if (yarn) {
 		cd0 = fmaxf(0, floorf(corr_dim(nd, m->rope_orig_ctx, m->yarn_beta_fast, base)));
 		cd1 = fminf((float)nd - 1,
 			    ceilf(corr_dim(nd, m->rope_orig_ctx, m->yarn_beta_slow, base)));
@@ -487,25 +470,14 @@ static void rope_head(const slm_model *m, float *v, int pos, float base)
 	for (int i0 = 0; i0 < nd; i0 += 2) {
 		float ff = m->rope_freqs ? m->rope_freqs[i0 / 2] : 1.0f;
 		float theta_extrap = theta_base / ff;
-		float theta_interp = fs * theta_extrap;
-		float theta = theta_interp;
-		if (m->rope_scale_type == ROPE_SCALE_YARN && ext != 0) {
+		float theta = fs * theta_extrap;
+		if (yarn && ext != 0) {
 			float mix = rope_yarn_ramp(cd0, cd1, i0) * ext;
-			theta = theta_interp * (1 - mix) + theta_extrap * mix;
+			theta = theta * (1 - mix) + theta_extrap * mix;
 		}
-		float c = cosf(theta) * mscale, s = sinf(theta) * mscale;
+		cs[i0 / 2] = cosf(theta) * mscale;
+		cs[nd / 2 + i0 / 2] = sinf(theta) * mscale;
 		theta_base *= theta_scale;
-		int a, b;
-		if (m->rope == ROPE_NORM) {
-			a = i0;
-			b = i0 + 1;
-		} else {
-			a = i0 / 2;
-			b = i0 / 2 + nd / 2;
-		}
-		float x0 = v[a], x1 = v[b];
-		v[a] = x0 * c - x1 * s;
-		v[b] = x0 * s + x1 * c;
 	}
 }
 
@@ -589,54 +561,26 @@ static void attn_worker(void *arg, int ith, int nth)
 	long total = (long)c->n * m->n_head, b0, b1;
 	pool_split(total, ith, nth, &b0, &b1);
 	float *sc = c->scores + (size_t)ith * (size_t)c->kv->n_ctx;
+	size_t stride = (size_t)c->kv_dim * sizeof(uint16_t);
 	for (long t = b0; t < b1; t++) {
 		int i = (int)(t / m->n_head), h = (int)(t % m->n_head);
 		const slm_entry *e = &c->e[i];
 		int hk = h / group;
 		const float *q = c->q + (size_t)i * (size_t)c->qkv_dim + (size_t)h * (size_t)hd;
-		int lo = 0, hi = e->pos;
+		int lo = 0;
 		if (L->swa && e->pos - m->n_swa + 1 > 0)
 			lo = e->pos - m->n_swa + 1;
-		float mx = -INFINITY;
-		for (int p = lo; p <= hi; p++) {
-			const uint16_t *kr = kv_row(c->kv, c->kv->k, e->slot, c->layer, p,
-						    c->kv_dim) + (size_t)hk * (size_t)hd;
-			float s = 0;
-			for (int d = 0; d < hd; d++)
-				s += q[d] * f16_to_f32(kr[d]);
-			s *= m->attn_scale;
-			sc[p - lo] = s;
-			if (s > mx)
-				mx = s;
-		}
-		float sum = 0;
-		for (int p = lo; p <= hi; p++) {
-			float ex = expf(sc[p - lo] - mx);
-			sc[p - lo] = ex;
-			sum += ex;
-		}
-		float inv = 1.0f / sum;
+		int np = e->pos - lo + 1;
+		const uint16_t *k0 = kv_row(c->kv, c->kv->k, e->slot, c->layer, lo, c->kv_dim) +
+				     (size_t)hk * (size_t)hd;
+		const uint16_t *v0 = kv_row(c->kv, c->kv->v, e->slot, c->layer, lo, c->kv_dim) +
+				     (size_t)hk * (size_t)hd;
+		kern_attn_dot(1, k0, stride, q, hd, np, m->attn_scale, sc);
+		kern_softmax(sc, np);
 		float *o = c->att + (size_t)i * (size_t)c->q_dim + (size_t)h * (size_t)hd;
 		memset(o, 0, (size_t)hd * sizeof *o);
-		for (int p = lo; p <= hi; p++) {
-			const uint16_t *vr = kv_row(c->kv, c->kv->v, e->slot, c->layer, p,
-						    c->kv_dim) + (size_t)hk * (size_t)hd;
-			float a = sc[p - lo] * inv;
-			for (int d = 0; d < hd; d++)
-				o[d] += a * f16_to_f32(vr[d]);
-		}
+		kern_attn_axpy(1, v0, stride, sc, hd, np, o);
 	}
-}
-
-static float gelu_tanh(float x)
-{
-	const float k = 0.7978845608028654f; /* sqrt(2/pi) */
-	return 0.5f * x * (1.0f + tanhf(k * x * (1.0f + 0.044715f * x * x)));
-}
-
-static float silu(float x)
-{
-	return x / (1.0f + expf(-x));
 }
 
 void model_forward(slm_ctx *c, const slm_entry *e, int n, float *logits)
@@ -687,26 +631,23 @@ void model_forward(slm_ctx *c, const slm_entry *e, int n, float *logits)
 				for (int d = 0; bv && d < c->kv_dim; d++)
 					v[d] += bv[d];
 			}
-			for (int h = 0; h < m->n_head; h++) {
-				float *qh = q + (size_t)h * (size_t)hd;
-				if (L->q_norm)
-					rmsnorm(qh, qh, vec_f32(L->q_norm), hd, m->norm_eps);
-				if (L->use_rope)
-					rope_head(m, qh, e[i].pos, L->rope_base);
+			if (L->q_norm)
+				for (int h = 0; h < m->n_head; h++)
+					rmsnorm(q + (size_t)h * (size_t)hd, q + (size_t)h * (size_t)hd,
+						vec_f32(L->q_norm), hd, m->norm_eps);
+			if (L->k_norm)
+				for (int h = 0; h < m->n_head_kv; h++)
+					rmsnorm(k + (size_t)h * (size_t)hd, k + (size_t)h * (size_t)hd,
+						vec_f32(L->k_norm), hd, m->norm_eps);
+			if (L->use_rope) {
+				rope_table(m, e[i].pos, L->rope_base, c->rope_cs);
+				kern_rope(q, m->n_head, hd, m->n_rot, c->rope_cs, m->rope == ROPE_NEOX);
+				kern_rope(k, m->n_head_kv, hd, m->n_rot, c->rope_cs, m->rope == ROPE_NEOX);
 			}
-			for (int h = 0; h < m->n_head_kv; h++) {
-				float *kh = k + (size_t)h * (size_t)hd;
-				if (L->k_norm)
-					rmsnorm(kh, kh, vec_f32(L->k_norm), hd, m->norm_eps);
-				if (L->use_rope)
-					rope_head(m, kh, e[i].pos, L->rope_base);
-			}
-			uint16_t *kc = kv_row(c->kv, c->kv->k, e[i].slot, l, e[i].pos, c->kv_dim);
-			uint16_t *vc = kv_row(c->kv, c->kv->v, e[i].slot, l, e[i].pos, c->kv_dim);
-			for (int d = 0; d < c->kv_dim; d++) {
-				kc[d] = f32_to_f16(k[d]);
-				vc[d] = f32_to_f16(v[d]);
-			}
+			kern_f32_to_f16(kv_row(c->kv, c->kv->k, e[i].slot, l, e[i].pos, c->kv_dim), k,
+					c->kv_dim);
+			kern_f32_to_f16(kv_row(c->kv, c->kv->v, e[i].slot, l, e[i].pos, c->kv_dim), v,
+					c->kv_dim);
 		}
 		pool_run(c->pool, attn_worker, c);
 		matmul(c, L->wo, c->tmp, D, c->att, c->q_dim, n);
@@ -732,11 +673,9 @@ void model_forward(slm_ctx *c, const slm_entry *e, int n, float *logits)
 			const float *g = c->ffa + (size_t)i * (size_t)c->ff_dim, *u = g + F;
 			float *a = c->ffb + (size_t)i * (size_t)F;
 			if (m->gelu)
-				for (int d = 0; d < F; d++)
-					a[d] = gelu_tanh(g[d]) * u[d];
+				kern_geglu(a, g, u, F);
 			else
-				for (int d = 0; d < F; d++)
-					a[d] = silu(g[d]) * u[d];
+				kern_swiglu(a, g, u, F);
 		}
 		matmul(c, L->w_down, c->tmp, D, c->ffb, F, n);
 		for (int i = 0; i < n; i++) {

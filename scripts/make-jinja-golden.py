@@ -260,6 +260,7 @@ SNIPPET_CTX = {
     "none": None,
     "empty": "",
     "nested": {"a": {"b": {"c": [1, {"d": "deep"}]}}},
+    "uni": "ß ﬁ ᾈ ΐ ΑΣ\u00adΣ ͺx ǅx İ \u0378\u00ad\u200b\u2028 é😀",
 }
 
 SNIPPETS = [
@@ -316,6 +317,7 @@ SNIPPETS = [
     "{{ '{}-{x}-{0}'.format(1, x=2) }} {{ '{:>5}|{:<4}|{:^5}|{:05d}|{:.2f}|{:,}'.format('ab', 'c', 'd', 42, 3.14159, 1234567) }}",
     "{{ 'abcabc'.find('c') }} {{ 'abcabc'.rfind('c') }} {{ 'abcabc'.count('bc') }} {{ 'héllo'.find('l') }} {{ '12'.isdigit() }} {{ 'ab'.isalpha() }} {{ 'AB'.isupper() }}",
     "{{ 'a\\nb\\r\\nc'.splitlines() }} {{ 'prefix-x'.removeprefix('prefix-') }}",
+    "{{ uni|upper }}|{{ uni|lower }}|{{ uni.title() }}|{{ uni|title }}|{{ uni|capitalize }}|{{ uni.swapcase() }}|{{ [uni] }}|{{ uni.isupper() }}{{ uni.islower() }}",
     # filters
     "[{{ s|trim }}] [{{ 'xxaxx'|trim('x') }}] [{{ none|trim }}] [{{ undefined_thing|trim }}] [{{ u|trim|upper }}]",
     "{{ 'a b'|title }} {{ 'hELLO wORLD'|capitalize }} {{ 'ab-cd efG(x'|title }} {{ \"they're\"|title }} {{ none|lower }} {{ u|upper }}",

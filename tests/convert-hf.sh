@@ -218,6 +218,10 @@ patch_header "$tmp/bad/model.safetensors" 'h[names[0]]["dtype"] = "I16"'
 bad "tensor dtype not F32/F16/BF16" "model.safetensors" "dtype I16 is not supported"
 
 fresh
+patch_header "$tmp/bad/model.safetensors" 'h["model.bad\nname.weight"] = h.pop(names[-1])'
+bad "unknown tensor, a newline in its name" "model.safetensors" "'model.bad?name.weight' has no llama"
+
+fresh
 patch "$tmp/bad/config.json" 'f[:] = f[:len(f) // 2]'
 bad "config.json cut in half" "config.json" "line"
 

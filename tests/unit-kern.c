@@ -284,6 +284,38 @@ static void test_f16_all(void)
 	free(got);
 }
 
+/* bf16 activations: rounding, NaN, subnormals, as the reference */
+static void test_bf16_act(void)
+{
+	enum { N = 64 };
+	float x[N];
+	uint16_t ref[N], got[N + 32];
+	for (int i = 0; i < N; i++)
+		x[i] = kb_bits_f32((uint32_t)rnd());
+	x[0] = NAN;
+	x[1] = -INFINITY;
+	x[2] = 0x1p-140f;
+	x[3] = kb_bits_f32(0x3f808000); /* a tie, rounds to even */
+	x[4] = kb_bits_f32(0x3f818000); /* a tie, rounds up */
+	x[5] = kb_bits_f32(0x7f7fffff); /* rounds to infinity */
+	const slm_dtype *t = dtype_by_name("bf16");
+	uint16_t *r = xmalloc(kern_act_bytes(t, N)), *g = xmalloc(kern_act_bytes(t, N));
+	ops[0]->quant_act[KT_BF16](x, r, N);
+	memcpy(ref, r, sizeof ref);
+	ok(ref[3] == 0x3f80 && ref[4] == 0x3f82 && ref[5] == 0x7f80 &&
+		   (ref[0] & 0x7fc0) == 0x7fc0,
+	   "bf16 activation: ref rounds to nearest even");
+	for (int v = 1; v < NV; v++) {
+		if (!ops[v])
+			continue;
+		ops[v]->quant_act[KT_BF16](x, g, N);
+		memcpy(got, g, N * 2);
+		ok(!memcmp(got, ref, sizeof ref), "bf16 activation: %s == ref", VARIANTS[v]);
+	}
+	free(r);
+	free(g);
+}
+
 static void test_f32_to_f16(void)
 {
 	enum { N = 4099 };
@@ -346,6 +378,13 @@ static void test_products(const slm_dtype *t, int64_t n, int nrows)
 	ops[0]->dequant[id](w0, wm, n * nrows);
 	for (int64_t i = 0; i < n * B; i++)
 		x[i] = rndf(-1, 1) * (i % 97 == 0 ? 8.0f : 1.0f); /* some outliers */
+	/* activation 1 starts with a group of zeros (scale 0); activation 2
+	 * with exact halves (ties of the rounding) */
+	for (int64_t i = 0; i < (is_k(t) ? QKK : QK) && i < n; i++) {
+		x[n + i] = 0.0f;
+		if (2 * n + i < n * B)
+			x[2 * n + i] = i == 0 ? 127.0f : (float)((int)(rnd() % 255) - 127) * 0.5f;
+	}
 
 	/* activation quantizers: same bytes in every variant */
 	for (int b = 0; b < B; b++)
@@ -751,6 +790,7 @@ int main(int argc, char **argv)
 	test_api();
 	test_f16_all();
 	test_f32_to_f16();
+	test_bf16_act();
 	for (int ti = 0; ti < NT; ti++) {
 		const slm_dtype *t = dtype_by_name(TYPES[ti]);
 		if (!ok(t && kern_supported(t), "%s: supported", TYPES[ti]))

@@ -136,6 +136,9 @@ static void bad_headers(void)
 	refused("metadata value not a string", "{\"__metadata__\":{\"k\":1}}", 0, 0,
 		"entry 'k' is not a string");
 	refused("tensor entry not a map", "{\"a\":3}", 0, 0, "not a JSON object");
+	refused("control characters in a name stay on one line",
+		"{\"a\\nb\\r\\u0001\":{\"dtype\":\"Q4\",\"shape\":[1],"
+		"\"data_offsets\":[0,1]}}", 1, 0, "tensor 'a?b?" "?'");
 	refused("dtype missing",
 		"{\"a\":{\"shape\":[1],\"data_offsets\":[0,1]}}", 1, 0, "'dtype'");
 	refused("unknown dtype",

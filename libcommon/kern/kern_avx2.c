@@ -724,6 +724,117 @@ static void attn_axpy_avx2(int kv_f16, const void *V, size_t stride,
 		}
 }
 
+/* ---------------------------------------------------------------------
+ * Activation quantizers: the same bytes as the reference (same float
+ * operations; cvtps2dq rounds to nearest even as the reference's rne).
+ * --------------------------------------------------------------------- */
+
+/* qs[0..32k) = rne(x / d) for one group of 32 k floats; returns d and the
+ * sum of the quants in *sum. */
+AI float quant_group8(const float *x, int8_t *qs, int k, int32_t *sum)
+{
+	const __m256 sign = _mm256_set1_ps(-0.0f);
+	__m256 mx = _mm256_setzero_ps();
+	for (int j = 0; j < 32 * k; j += 8)
+		mx = _mm256_max_ps(mx, _mm256_andnot_ps(sign, _mm256_loadu_ps(x + j)));
+	__m128 m4 = _mm_max_ps(_mm256_castps256_ps128(mx), _mm256_extractf128_ps(mx, 1));
+	m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+	m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));
+	float d = _mm_cvtss_f32(m4) / 127.0f;
+	__m256 id = _mm256_set1_ps(d > 0.0f ? 1.0f / d : 0.0f);
+	const __m256i lo = _mm256_set1_epi32(-127), hi = _mm256_set1_epi32(127);
+	__m256i s = _mm256_setzero_si256();
+	for (int j = 0; j < 32 * k; j += 32) {
+		__m256i q[4];
+		for (int t = 0; t < 4; t++) {
+			q[t] = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(x + j + 8 * t), id));
+			q[t] = _mm256_min_epi32(_mm256_max_epi32(q[t], lo), hi);
+			s = _mm256_add_epi32(s, q[t]);
+		}
+		/* pack 4 x 8 int32 to 32 int8 in order */
+		__m256i p16 = _mm256_packs_epi32(q[0], q[1]); /* 0-3 4-7 | 8-11 12-15 interleaved by lane */
+		__m256i p16b = _mm256_packs_epi32(q[2], q[3]);
+		__m256i p8 = _mm256_packs_epi16(p16, p16b);
+		p8 = _mm256_permutevar8x32_epi32(p8, _mm256_set_epi32(7, 3, 6, 2, 5, 1, 4, 0));
+		_mm256_storeu_si256((__m256i *)(qs + j), p8);
+	}
+	__m128i s4 = _mm_add_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
+	s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0x4e));
+	s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0xb1));
+	*sum = _mm_cvtsi128_si32(s4);
+	return d;
+}
+
+/* kind as the reference's qa_a32: 8, 16, 128 offsets, -1 with mins */
+AI void qa_a32(const float *x, void *act, int64_t n, int kind)
+{
+	int64_t nb = n / QK;
+	uint8_t *a = act;
+	int8_t *qs = (int8_t *)(a + a32_qs_off(nb));
+	float *dl = (float *)(a + a32_dl_off(nb)), *ax = (float *)(a + a32_aux_off(nb));
+	memset(a + 8 * nb, 0, a32_qs_off(nb) - (size_t)(8 * nb));
+	memset(qs + n, 0, a32_dl_off(nb) - a32_qs_off(nb) - (size_t)n);
+	memset(a + a32_aux_off(nb) + 32 * nb, 0, a32_bytes(n) - a32_aux_off(nb) - (size_t)(32 * nb));
+	for (int64_t i = 0; i < nb; i++) {
+		int32_t s;
+		float d = quant_group8(x + QK * i, qs + QK * i, 1, &s);
+		memcpy(a + 4 * i, &d, 4);
+		memcpy(a + 4 * nb + 4 * i, &s, 4);
+		_mm256_storeu_ps(dl + 8 * i, _mm256_set1_ps(d));
+		__m256 aux = kind < 0 ? _mm256_set1_ps(d * (float)s * 0.125f) :
+					_mm256_castsi256_ps(_mm256_set1_epi32(-s * kind / 8));
+		_mm256_storeu_ps(ax + 8 * i, aux);
+	}
+}
+
+static void qa_q4_0(const float *x, void *act, int64_t n) { qa_a32(x, act, n, 8); }
+static void qa_q5_0(const float *x, void *act, int64_t n) { qa_a32(x, act, n, 16); }
+static void qa_q8_0(const float *x, void *act, int64_t n) { qa_a32(x, act, n, 128); }
+static void qa_min(const float *x, void *act, int64_t n) { qa_a32(x, act, n, -1); }
+
+static void qa_ak(const float *x, void *act, int64_t n)
+{
+	int64_t nb = n / QKK;
+	uint8_t *a = act;
+	int8_t *qs = (int8_t *)(a + ak_qs_off(nb));
+	memset(a + 36 * nb, 0, ak_qs_off(nb) - (size_t)(36 * nb));
+	for (int64_t i = 0; i < nb; i++) {
+		int32_t s;
+		float d = quant_group8(x + QKK * i, qs + QKK * i, 8, &s);
+		memcpy(a + 4 * i, &d, 4);
+		for (int g = 0; g < 16; g += 2) { /* sums of 16 bytes, made unsigned */
+			__m128i v0 = _mm_xor_si128(ld128(qs + QKK * i + 16 * g), _mm_set1_epi8((char)0x80));
+			__m128i v1 = _mm_xor_si128(ld128(qs + QKK * i + 16 * g + 16), _mm_set1_epi8((char)0x80));
+			__m128i s0 = _mm_sad_epu8(v0, _mm_setzero_si128());
+			__m128i s1 = _mm_sad_epu8(v1, _mm_setzero_si128());
+			int16_t b0 = (int16_t)(_mm_cvtsi128_si32(s0) + _mm_extract_epi32(s0, 2) - 16 * 128);
+			int16_t b1 = (int16_t)(_mm_cvtsi128_si32(s1) + _mm_extract_epi32(s1, 2) - 16 * 128);
+			memcpy(a + ak_bs_off(nb) + 2 * (16 * i + g), &b0, 2);
+			memcpy(a + ak_bs_off(nb) + 2 * (16 * i + g + 1), &b1, 2);
+		}
+	}
+}
+
+static void qa_bf16(const float *x, void *act, int64_t n)
+{
+	uint16_t *a = act;
+	int64_t i = 0;
+	const __m256i abs = _mm256_set1_epi32(0x7fffffff), inf = _mm256_set1_epi32(0x7f800000);
+	for (; i + 8 <= n; i += 8) {
+		__m256i v = _mm256_loadu_si256((const __m256i *)(x + i));
+		__m256i r = _mm256_add_epi32(v, _mm256_add_epi32(_mm256_set1_epi32(0x7fff),
+			_mm256_and_si256(_mm256_srli_epi32(v, 16), _mm256_set1_epi32(1))));
+		__m256i nan = _mm256_cmpgt_epi32(_mm256_and_si256(v, abs), inf);
+		r = _mm256_blendv_epi8(r, _mm256_or_si256(v, _mm256_set1_epi32(0x400000)), nan);
+		r = _mm256_srli_epi32(r, 16);
+		__m128i p = _mm_packus_epi32(_mm256_castsi256_si128(r), _mm256_extracti128_si256(r, 1));
+		_mm_storeu_si128((__m128i *)(a + i), p);
+	}
+	for (; i < n; i++)
+		a[i] = kb_f2bf(x[i]);
+	memset(a + n, 0, kb_align64((size_t)n * 2) - (size_t)n * 2);
+}
+
 static void f32_to_f16_avx2(uint16_t *dst, const float *src, int64_t n)
 {
 	int64_t i = 0;
@@ -755,6 +866,17 @@ void kern_avx2_fill(kern_ops *o)
 	o->dequant[KT_Q5_0] = dq_q5_0;
 	o->dequant[KT_Q5_1] = dq_q5_1;
 	o->dequant[KT_Q8_0] = dq_q8_0;
+	o->quant_act[KT_Q4_0] = qa_q4_0;
+	o->quant_act[KT_Q4_1] = qa_min;
+	o->quant_act[KT_Q5_0] = qa_q5_0;
+	o->quant_act[KT_Q5_1] = qa_min;
+	o->quant_act[KT_Q8_0] = qa_q8_0;
+	o->quant_act[KT_Q2_K] = qa_ak;
+	o->quant_act[KT_Q3_K] = qa_ak;
+	o->quant_act[KT_Q4_K] = qa_ak;
+	o->quant_act[KT_Q5_K] = qa_ak;
+	o->quant_act[KT_Q6_K] = qa_ak;
+	o->quant_act[KT_BF16] = qa_bf16;
 	o->matmul[KT_F32] = mm_f32;
 	o->matmul[KT_F16] = mm_f16;
 	o->matmul[KT_BF16] = mm_bf16;

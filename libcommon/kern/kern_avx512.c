@@ -171,9 +171,13 @@ AI void mm32_tile(const int T, const int R, const int C, int64_t nb,
 }
 
 /* One activation: row by row (one sequential stream through the weights,
- * which the hardware prefetchers follow; interleaving rows is slower on
- * matrices larger than the caches). Several: tiles of 2 rows x 4 activations. */
-#define MM_DRIVER(NAME, TILE, T) \
+ * which the hardware prefetchers follow: interleaving rows halves the speed
+ * of the memory-bound types on matrices larger than the caches), or 2 rows
+ * at a time (RV = 2) for the compute-bound nibble types, where sharing the
+ * activation's loads gains about 10% on Zen 5. Several activations: tiles
+ * of 2 rows x 4 activations. */
+#define MM_DRIVER(NAME, TILE, T) MM_DRIVER_R(NAME, TILE, T, 1)
+#define MM_DRIVER_R(NAME, TILE, T, RV) \
 	static void NAME(int64_t n, const void *W, size_t rb, int64_t nr, \
 			 const void *acts, size_t as, int B, float *y, \
 			 int64_t ldy) \
@@ -189,18 +193,24 @@ AI void mm32_tile(const int T, const int R, const int C, int64_t nb,
 				TILE(T, 1, 4, n, w + r * rb, rb, a + b * as, as, \
 				     y + b * ldy + r, ldy); \
 		} \
-		for (; b < B; b++) \
-			for (int64_t r = 0; r < nr; r++) \
+		for (; b < B; b++) { \
+			int64_t r = 0; \
+			if (RV == 2) \
+				for (; r + 2 <= nr; r += 2) \
+					TILE(T, 2, 1, n, w + r * rb, rb, a + b * as, \
+					     as, y + b * ldy + r, ldy); \
+			for (; r < nr; r++) \
 				TILE(T, 1, 1, n, w + r * rb, rb, a + b * as, as, \
 				     y + b * ldy + r, ldy); \
+		} \
 	}
 
 #define TILE32(T, R, C, n, w, rb, a, as, y, ldy) \
 	mm32_tile(T, R, C, (n) / QK, w, rb, a, as, y, ldy)
-MM_DRIVER(mm_q4_0, TILE32, KT_Q4_0)
-MM_DRIVER(mm_q4_1, TILE32, KT_Q4_1)
-MM_DRIVER(mm_q5_0, TILE32, KT_Q5_0)
-MM_DRIVER(mm_q5_1, TILE32, KT_Q5_1)
+MM_DRIVER_R(mm_q4_0, TILE32, KT_Q4_0, 2)
+MM_DRIVER_R(mm_q4_1, TILE32, KT_Q4_1, 2)
+MM_DRIVER_R(mm_q5_0, TILE32, KT_Q5_0, 2)
+MM_DRIVER_R(mm_q5_1, TILE32, KT_Q5_1, 2)
 MM_DRIVER(mm_q8_0, TILE32, KT_Q8_0)
 
 /* ---------------------------------------------------------------------

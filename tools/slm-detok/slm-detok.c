@@ -147,7 +147,8 @@ static void add_token(seqstate *s, int32_t id)
 		}
 	}
 	char buf[512];
-	unsigned flags = opt.special ? TOK_SHOW_SPECIAL : 0;
+	/* --think show prints the tags even when they are control tokens */
+	unsigned flags = opt.special || id == think_open || id == think_close ? TOK_SHOW_SPECIAL : 0;
 	size_t n = tok_piece(vocab, id, flags, buf, sizeof buf);
 	if (n > sizeof buf) {
 		char *big = slm_xmalloc(n);
@@ -309,7 +310,8 @@ static void handle(json_t *rec)
 			fputc('\n', fo);
 			json_decref(o);
 		}
-		slm_warn("%s%s%s%s", ids ? "id " : "", ids ? ids : "", ids ? ": " : "", msg);
+		if (!opt.quiet)
+			slm_warn("%s%s%s%s", ids ? "id " : "", ids ? ids : "", ids ? ": " : "", msg);
 		free(ids);
 		seqstate *s = id ? find(id, 0) : NULL;
 		if (s) {
