@@ -9,8 +9,19 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "kern/kern.h"
+
+const char *const prof_names[PROF_N] = { "embedding", "norms", "matmul", "attention",
+					  "rope+kv", "activation", "logits" };
+
+static inline unsigned long long now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (unsigned long long)ts.tv_sec * 1000000000ull + (unsigned long long)ts.tv_nsec;
+}
 
 /* ---- hyper-parameters ---- */
 
@@ -203,7 +214,11 @@ int model_load(slm_model *m, const slm_bundle *b, slm_err *err)
 	default:
 		break;
 	}
-	if (m->n_swa < 0)
+	/* Only gemma3 slides a window, as in llama.cpp: phi3 GGUFs carry
+	 * attention.sliding_window (2047 for Phi-3-mini) but llama.cpp
+	 * disables it there (its PR 13676), and llama, qwen2, qwen3 and
+	 * smollm3 never read the key. */
+	if (m->n_swa < 0 || m->arch != ARCH_GEMMA3)
 		m->n_swa = 0;
 
 	m->output_norm = tensor(b, -1, "output_norm.weight");
@@ -365,6 +380,9 @@ struct slm_ctx {
 	size_t act_cap;
 	float *scores;         /* [nthreads][n_ctx] */
 	float *rope_cs;        /* cos/sin table for one position */
+	slm_profile *prof;
+	unsigned long long t_mark;
+	int in_logits;         /* products are charged to PROF_LOGITS */
 	/* job parameters */
 	const slm_entry *e;
 	int n;
@@ -409,6 +427,24 @@ slm_ctx *ctx_new(const slm_model *m, slm_kv *kv, slm_pool *pool, int max_batch)
 	if (!c->act)
 		slm_die(EX_OSERR, "out of memory for activations");
 	return c;
+}
+
+void ctx_set_profile(slm_ctx *c, slm_profile *p)
+{
+	c->prof = p;
+	pool_set_wait_counter(c->pool, p ? &p->sync_ns : NULL);
+	if (p)
+		c->t_mark = now_ns();
+}
+
+/* Charge the time since the last mark to category k. */
+static inline void prof(slm_ctx *c, int k)
+{
+	if (!c->prof)
+		return;
+	unsigned long long t = now_ns();
+	c->prof->ns[k] += t - c->t_mark;
+	c->t_mark = t;
 }
 
 void ctx_free(slm_ctx *c)
@@ -528,6 +564,13 @@ static void matmul_multi(slm_ctx *c, const slm_tensor *const *w, float *const *y
 		j.ldy[i] = ldy[i];
 	}
 	pool_run(c->pool, mm_worker, &j);
+	if (c->prof) {
+		unsigned long long t = now_ns();
+		c->prof->ns[c->in_logits ? PROF_LOGITS : PROF_MATMUL] += t - c->t_mark;
+		c->prof->mm_ns[dt->ggml_id & 63] += t - c->t_mark;
+		c->prof->mm_calls[dt->ggml_id & 63]++;
+		c->t_mark = t;
+	}
 }
 
 static void matmul(slm_ctx *c, const slm_tensor *w, float *y, int64_t ldy,
@@ -598,12 +641,18 @@ void model_forward(slm_ctx *c, const slm_entry *e, int n, float *logits)
 			for (int d = 0; d < D; d++)
 				x[d] *= m->embd_scale;
 	}
+	if (c->prof) {
+		c->prof->forwards++;
+		c->prof->entries += (unsigned long long)n;
+	}
+	prof(c, PROF_EMBED);
 	for (int l = 0; l < m->n_layer; l++) {
 		const slm_layer *L = &m->layers[l];
 		c->layer = l;
 		for (int i = 0; i < n; i++)
 			rmsnorm(c->xn + (size_t)i * (size_t)D, c->x + (size_t)i * (size_t)D,
 				vec_f32(L->attn_norm), D, m->norm_eps);
+		prof(c, PROF_NORM);
 		/* q, k, v into c->q rows laid out [q | k | v] */
 		if (L->wqkv) {
 			matmul(c, L->wqkv, c->q, c->qkv_dim, c->xn, D, n);
@@ -649,7 +698,9 @@ void model_forward(slm_ctx *c, const slm_entry *e, int n, float *logits)
 			kern_f32_to_f16(kv_row(c->kv, c->kv->v, e[i].slot, l, e[i].pos, c->kv_dim), v,
 					c->kv_dim);
 		}
+		prof(c, PROF_ROPE);
 		pool_run(c->pool, attn_worker, c);
+		prof(c, PROF_ATTN);
 		matmul(c, L->wo, c->tmp, D, c->att, c->q_dim, n);
 		for (int i = 0; i < n; i++) {
 			float *t = c->tmp + (size_t)i * (size_t)D, *x = c->x + (size_t)i * (size_t)D;
@@ -660,6 +711,7 @@ void model_forward(slm_ctx *c, const slm_entry *e, int n, float *logits)
 			rmsnorm(c->xn + (size_t)i * (size_t)D, x, vec_f32(L->ffn_norm), D,
 				m->norm_eps);
 		}
+		prof(c, PROF_NORM);
 		int F = m->n_ff;
 		if (L->w_gate) {
 			const slm_tensor *w[2] = { L->w_gate, L->w_up };
@@ -677,6 +729,7 @@ void model_forward(slm_ctx *c, const slm_entry *e, int n, float *logits)
 			else
 				kern_swiglu(a, g, u, F);
 		}
+		prof(c, PROF_ACT);
 		matmul(c, L->w_down, c->tmp, D, c->ffb, F, n);
 		for (int i = 0; i < n; i++) {
 			float *t = c->tmp + (size_t)i * (size_t)D, *x = c->x + (size_t)i * (size_t)D;
@@ -685,6 +738,7 @@ void model_forward(slm_ctx *c, const slm_entry *e, int n, float *logits)
 			for (int d = 0; d < D; d++)
 				x[d] += t[d];
 		}
+		prof(c, PROF_NORM);
 	}
 	/* logits for the entries that want them, batched */
 	int nl = 0;
@@ -695,6 +749,7 @@ void model_forward(slm_ctx *c, const slm_entry *e, int n, float *logits)
 			vec_f32(m->output_norm), D, m->norm_eps);
 		nl++;
 	}
+	prof(c, PROF_NORM);
 	if (nl == 0)
 		return;
 	/* rows come out in entry order; scatter to the requested rows */
@@ -705,5 +760,7 @@ void model_forward(slm_ctx *c, const slm_entry *e, int n, float *logits)
 			contiguous = 0;
 	if (!contiguous)
 		slm_die(EX_SOFTWARE, "model_forward: logits rows must be 0, 1, 2... in entry order");
+	c->in_logits = 1;
 	matmul(c, m->output, out, m->n_vocab, c->xn, D, nl);
+	c->in_logits = 0;
 }

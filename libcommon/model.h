@@ -81,10 +81,26 @@ typedef struct slm_entry {
 	int32_t logits;   /* row in the logits output, or -1 for none */
 } slm_entry;
 
+/* Where a forward pass spends its time (ctx_set_profile). */
+enum {
+	PROF_EMBED, PROF_NORM, PROF_MATMUL, PROF_ATTN, PROF_ROPE, PROF_ACT,
+	PROF_LOGITS, PROF_N
+};
+extern const char *const prof_names[PROF_N];
+typedef struct slm_profile {
+	unsigned long long ns[PROF_N];
+	unsigned long long mm_ns[64];    /* matrix products by GGUF type id */
+	unsigned long long mm_calls[64];
+	unsigned long long sync_ns;      /* calling thread waiting for the pool */
+	unsigned long long forwards, entries;
+} slm_profile;
+
 typedef struct slm_ctx slm_ctx;
 /* max_batch: most entries per forward call. */
 slm_ctx *ctx_new(const slm_model *m, slm_kv *kv, slm_pool *pool, int max_batch);
 void ctx_free(slm_ctx *c);
+/* Accumulate timings into p (NULL: stop). Costs two clock reads per step. */
+void ctx_set_profile(slm_ctx *c, slm_profile *p);
 /* Run entries (all earlier positions of each slot must be cached, and a
  * slot's entries must be in position order). logits: [rows][n_vocab]. */
 void model_forward(slm_ctx *c, const slm_entry *e, int n, float *logits);

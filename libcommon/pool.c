@@ -11,6 +11,7 @@
 #include <sched.h>
 #include <stdatomic.h>
 #include <stdlib.h>
+#include <time.h>
 
 #include "util.h"
 
@@ -35,6 +36,7 @@ struct slm_pool {
 	pthread_cond_t cv;
 	hwloc_topology_t topo;
 	int have_topo;
+	unsigned long long *wait_ns;
 };
 
 static void pin_self(slm_pool *p, int ith)
@@ -163,9 +165,22 @@ void pool_run(slm_pool *p, pool_fn fn, void *arg)
 		pthread_mutex_unlock(&p->mu);
 	}
 	fn(arg, 0, p->n);
+	struct timespec t0, t1;
+	if (p->wait_ns)
+		clock_gettime(CLOCK_MONOTONIC, &t0);
 	while (atomic_load_explicit(&p->pending, memory_order_acquire) > 0) {
 #if defined(__x86_64__) || defined(__i386__)
 		__builtin_ia32_pause();
 #endif
 	}
+	if (p->wait_ns) {
+		clock_gettime(CLOCK_MONOTONIC, &t1);
+		*p->wait_ns += (unsigned long long)((t1.tv_sec - t0.tv_sec) * 1000000000LL +
+						    (t1.tv_nsec - t0.tv_nsec));
+	}
+}
+
+void pool_set_wait_counter(slm_pool *p, unsigned long long *wait_ns)
+{
+	p->wait_ns = wait_ns;
 }

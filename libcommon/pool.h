@@ -16,6 +16,10 @@ void pool_free(slm_pool *p);
 int pool_size(const slm_pool *p);
 void pool_run(slm_pool *p, pool_fn fn, void *arg);
 
+/* Profiling: when on, pool_run adds the time the calling thread spends
+ * waiting for the others to *wait_ns. */
+void pool_set_wait_counter(slm_pool *p, unsigned long long *wait_ns);
+
 /* Split [0, n) into nth nearly equal parts: part ith is [*b, *e). */
 static inline void pool_split(long n, int ith, int nth, long *b, long *e)
 {

@@ -12,8 +12,9 @@ tests/detok-cli.sh in tests/data/cli/.
                 - SmolLM2-135M-Instruct's own template (read from the GGUF
                   that scripts/fetch-models smollm2 caches), and
                 - tests/data/cli/custom.jinja (for slm-tok --template).
-              {"smollm2": {"gguf", "template_sha256", "bos_token",
-              "eos_token", "cases": [...]}, "custom": {...}}; a case is
+              {"smollm2": {"gguf", "template", "template_sha256",
+              "bos_token", "eos_token", "cases": [...]}, "custom": {...}};
+              a case is
               {"name", "messages", "rendered"}: the test gives the messages
               to slm-tok (--chat/--system for a system + user pair, JSONL
               "messages" for any) and checks that the tokens equal those of
@@ -90,7 +91,8 @@ def chat_golden(name, template, bos, eos, extra):
         cases.append({"name": cname, "messages": msgs,
                       "rendered": render(template, msgs, bos, eos)})
     d = dict(extra)
-    d.update({"template_sha256": hashlib.sha256(template.encode()).hexdigest(),
+    d.update({"template": template,
+              "template_sha256": hashlib.sha256(template.encode()).hexdigest(),
               "bos_token": bos, "eos_token": eos, "cases": cases})
     return d
 
@@ -129,9 +131,8 @@ def write_think_gguf(path):
     merges = []
     for word in ["the", "hink", "answer", "Ġthe", "Ġis", "Ġ4"]:
         # left-to-right merges building the word from its characters
-        cur = word[0] if not word.startswith("Ġ") else "Ġ"
-        rest = word[1:] if word.startswith("Ġ") else word[1:]
-        for ch in rest:
+        cur = word[0]
+        for ch in word[1:]:
             if cur + ch not in tokens:
                 merges.append(cur + " " + ch)
                 tokens.append(cur + ch)

@@ -237,7 +237,10 @@ def build(name):
         t.append((p + "ffn_down.weight", matrix(p + "ffn_down.weight", N_EMBD, N_FF)))
         if s.get("post_norms"):
             t.append((p + "post_ffw_norm.weight", norm(p + "post_ffw_norm.weight", N_EMBD)))
-    t.append(("output_norm.weight", norm("output_norm.weight", N_EMBD)))
+    # gemma's tied output matrix is the small embedding: a larger final
+    # norm gives logits of the usual spread
+    t.append(("output_norm.weight", norm("output_norm.weight", N_EMBD, 8.0 if gemma else 1.0,
+                                         2.0 if gemma else 0.25)))
     if not s["tied"]:
         t.append(("output.weight", matrix("output.weight", nv, N_EMBD, 3.0)))
     # matrices in the model's weight type, vectors (norms, biases) in f32

@@ -5,15 +5,19 @@
  * attention over an f32 or f16 KV cache).
  *
  * Every operation has a plain C reference ("ref", builds everywhere) and
- * SIMD variants ("avx2", "avx512") chosen once at run time from what the
- * CPU supports; SLM_KERNEL=ref|avx2|avx512 forces one (an unavailable
+ * SIMD variants chosen once at run time from what the CPU supports:
+ * "avx2" (AVX2, FMA, F16C) and "avx512" (AVX-512 F/BW/DQ/VL/VNNI, and BF16
+ * where present). SLM_KERNEL=ref|avx2|avx512 forces one (an unavailable
  * choice falls back to the best available one, with a warning on stderr).
+ * The SIMD files are compiled with target pragmas: the build needs no -m
+ * flags, and on other architectures they compile to nothing.
  *
  * Matrix products: activations are quantized once per matmul into the
  * format paired with the weight type (kern_act_bytes / kern_quant_act) and
  * reused for every row:
  *   q4_0 q4_1 q5_0 q5_1 q8_0   32-element int8 blocks with an f32 scale and
- *                              the block's integer sum
+ *                              the block's integer sum (and both spread over
+ *                              8 lanes for the SIMD kernels)
  *   q2_k ... q6_k              256-element int8 blocks (q8_K) with an f32
  *                              scale and int16 sums of each 16 elements
  *   f32 f16                    f32 (a copy)

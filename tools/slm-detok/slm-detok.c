@@ -138,7 +138,8 @@ static void flush_pending(seqstate *s, int final)
 
 static void add_token(seqstate *s, int32_t id)
 {
-	if (id == think_open || id == think_close) {
+	int tag = id != TOK_NULL && (id == think_open || id == think_close);
+	if (tag) {
 		flush_pending(s, 1);
 		s->thinking = id == think_open;
 		if (opt.think != THINK_SHOW) {
@@ -148,7 +149,7 @@ static void add_token(seqstate *s, int32_t id)
 	}
 	char buf[512];
 	/* --think show prints the tags even when they are control tokens */
-	unsigned flags = opt.special || id == think_open || id == think_close ? TOK_SHOW_SPECIAL : 0;
+	unsigned flags = opt.special || tag ? TOK_SHOW_SPECIAL : 0;
 	size_t n = tok_piece(vocab, id, flags, buf, sizeof buf);
 	if (n > sizeof buf) {
 		char *big = slm_xmalloc(n);

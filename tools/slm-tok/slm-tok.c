@@ -52,9 +52,10 @@ static int render_chat(json_t *messages, char **text, size_t *len, slm_err *err)
 	if (!tmpl)
 		return slm_seterr(err, EX_DATAERR,
 				  "the bundle has no chat template (use --template FILE)");
-	json_t *ctx = json_pack("{s:O, s:b, s:s, s:s}", "messages", messages,
+	/* what transformers' apply_chat_template passes */
+	json_t *ctx = json_pack("{s:O, s:b, s:s, s:s, s:n, s:n}", "messages", messages,
 				"add_generation_prompt", 1, "bos_token", bos_text,
-				"eos_token", eos_text);
+				"eos_token", eos_text, "tools", "documents");
 	int rc = jinja_render(tmpl, ctx, text, len, err);
 	json_decref(ctx);
 	return rc;
