@@ -383,6 +383,8 @@ struct slm_ctx {
 	slm_profile *prof;
 	unsigned long long t_mark;
 	int in_logits;         /* products are charged to PROF_LOGITS */
+	slm_act_hook hook;
+	void *hook_arg;
 	/* job parameters */
 	const slm_entry *e;
 	int n;
@@ -427,6 +429,12 @@ slm_ctx *ctx_new(const slm_model *m, slm_kv *kv, slm_pool *pool, int max_batch)
 	if (!c->act)
 		slm_die(EX_OSERR, "out of memory for activations");
 	return c;
+}
+
+void ctx_set_act_hook(slm_ctx *c, slm_act_hook fn, void *arg)
+{
+	c->hook = fn;
+	c->hook_arg = arg;
 }
 
 void ctx_set_profile(slm_ctx *c, slm_profile *p)
@@ -555,6 +563,9 @@ static void matmul_multi(slm_ctx *c, const slm_tensor *const *w, float *const *y
 	const slm_dtype *dt = w[0]->dtype;
 	int64_t n = (int64_t)w[0]->ne[0];
 	size_t ab = kern_act_bytes(dt, n);
+	if (c->hook)
+		for (int i = 0; i < nw; i++)
+			c->hook(c->hook_arg, w[i], x, ldx, B);
 	for (int b = 0; b < B; b++)
 		kern_quant_act(dt, x + (size_t)b * (size_t)ldx, c->act + (size_t)b * ab, n);
 	mm_job j = { .nw = nw, .act = c->act, .B = B };

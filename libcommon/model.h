@@ -101,6 +101,12 @@ slm_ctx *ctx_new(const slm_model *m, slm_kv *kv, slm_pool *pool, int max_batch);
 void ctx_free(slm_ctx *c);
 /* Accumulate timings into p (NULL: stop). Costs two clock reads per step. */
 void ctx_set_profile(slm_ctx *c, slm_profile *p);
+/* Calibration: before every matrix product, fn sees the weight and its
+ * f32 input, B rows of w->ne[0] values, ldx apart (NULL: off). Runs on the
+ * calling thread. */
+typedef void (*slm_act_hook)(void *arg, const slm_tensor *w, const float *x,
+			     int64_t ldx, int B);
+void ctx_set_act_hook(slm_ctx *c, slm_act_hook fn, void *arg);
 /* Run entries (all earlier positions of each slot must be cached, and a
  * slot's entries must be in position order). logits: [rows][n_vocab]. */
 void model_forward(slm_ctx *c, const slm_entry *e, int n, float *logits);

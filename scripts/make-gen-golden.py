@@ -125,7 +125,7 @@ def r6(x):
 
 
 # ---------------------------------------------------------------------------
-# a float64 numpy forward pass of the tiny models (f32/f16 weights)
+# a float64 numpy forward pass (weights dequantized by gguf.quants)
 # ---------------------------------------------------------------------------
 
 def numpy_forward(path, tokens):
@@ -137,7 +137,8 @@ def numpy_forward(path, tokens):
         return f.contents() if f is not None else default
 
     arch = kv("general.architecture")
-    W = {t.name: np.array(t.data, dtype=np.float64) for t in r.tensors}
+    W = {t.name: np.asarray(gguf.quants.dequantize(t.data, t.tensor_type), dtype=np.float64)
+         .reshape([int(x) for x in reversed(t.shape)]) for t in r.tensors}
     D = kv(arch + ".embedding_length")
     L = kv(arch + ".block_count")
     H = kv(arch + ".attention.head_count")
