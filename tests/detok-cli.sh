@@ -193,10 +193,11 @@ while len(out) < len(want):
         break
     out += c
 assert out == want, (out, want)
+send({"type": "end", "id": "s", "reason": "eos"})
 p.stdin.close()
 rest = p.stdout.read()
 p.wait()
-assert rest == b"", rest
+assert rest == b"\n", rest
 print("%d tokens -> %r" % (len(toks), out.decode()))
 EOF
 if [ -n "$spm" ]; then
@@ -256,52 +257,70 @@ check "liveness: the text of the tok records written so far is out while the wri
 	python3 "$tmp/live.py" "$bpe" "Hello, streaming world: ünïcödé"
 
 # ---- 3. interleaved sequences: --jsonl and text ----
-t() { printf '{"type":"tok","id":%s,"token":%s}\n' "$1" "$2"; }
-words() { printf '%s' "$2" | slm-tok -m "$1" --ids --no-bos --no-special; }
-set -- $(words "$bpe" "Bonjour le monde")
-a1=$1 a2=$2 a3=$3
-set -- $(words "$bpe" "Good morning")
-b1=$1 b2=$2
-set -- $(words "$bpe" "seven")
-c1=$1
+# interleave MODEL [ID TEXT]... : the tok records of the texts, one token of
+# each in turn (ids are JSON), no end records
+interleave() {
+	python3 - "$@" <<'EOF'
+import json, subprocess, sys
+bundle, args = sys.argv[1], sys.argv[2:]
+seqs = []
+for i in range(0, len(args), 2):
+    ids = subprocess.run(["slm-tok", "-m", bundle, "--ids", "--no-bos", "--no-special"],
+                         input=args[i + 1].encode(), capture_output=True, check=True).stdout.split()
+    seqs.append((json.loads(args[i]), [int(x) for x in ids]))
+for k in range(max(len(t) for _, t in seqs)):
+    for id, toks in seqs:
+        if k < len(toks):
+            print(json.dumps({"type": "tok", "id": id, "token": toks[k]}))
+EOF
+}
+ntok() { printf '%s' "$2" | slm-tok -m "$1" --ids --no-bos --no-special | wc -w | tr -d ' '; }
+na=$(ntok "$bpe" "Bonjour le monde") nb=$(ntok "$bpe" "Good morning, world") nc=$(ntok "$bpe" "seven")
 {
 	printf '{"type":"header","version":1}\n'
-	t '"a"' $a1; t 7 $b1; t '"7"' $c1; t '"a"' $a2; t 7 $b2; t '"a"' $a3
-	printf '{"type":"end","id":7,"reason":"length","n_gen":2}\n'
-	printf '{"type":"end","id":"a","reason":"eos","n_gen":3}\n'
+	interleave "$bpe" '"a"' "Bonjour le monde" 7 "Good morning, world" '"7"' "seven"
+} > "$tmp/trunc.jsonl"
+{
+	cat "$tmp/trunc.jsonl"
+	printf '{"type":"end","id":7,"reason":"length","n_gen":%d}\n' "$nb"
+	printf '{"type":"end","id":"a","reason":"eos","n_gen":%d}\n' "$na"
 	printf '{"type":"end","id":"7","reason":"stop"}\n'
 } > "$tmp/inter.jsonl"
 slm-detok -m "$bpe" --jsonl "$tmp/inter.jsonl" > "$tmp/inter.out" 2> "$tmp/err"
 check "--jsonl, three interleaved sequences: exit 0" test $? -eq 0
 check "--jsonl: one object per sequence as each ends: id (7 and \"7\" apart), text, reason, tokens, the end's keys" \
-	python3 - "$tmp/inter.out" <<'EOF'
+	python3 - "$tmp/inter.out" "$na" "$nb" "$nc" <<'EOF'
 import json, sys
+na, nb, nc = map(int, sys.argv[2:5])
+assert min(na, nb) >= 3 and nc >= 1, (na, nb, nc)
 r = [json.loads(l) for l in open(sys.argv[1], encoding="utf-8")]
 want = [
-    {"id": 7, "text": "Good morning", "reason": "length", "n_gen": 2, "tokens": 2},
-    {"id": "a", "text": "Bonjour le monde", "reason": "eos", "n_gen": 3, "tokens": 3},
-    {"id": "7", "text": "seven", "reason": "stop", "tokens": 1},
+    {"id": 7, "text": "Good morning, world", "reason": "length", "n_gen": nb, "tokens": nb},
+    {"id": "a", "text": "Bonjour le monde", "reason": "eos", "n_gen": na, "tokens": na},
+    {"id": "7", "text": "seven", "reason": "stop", "tokens": nc},
 ]
 assert r == want, r
 EOF
 slm-detok -m "$bpe" "$tmp/inter.jsonl" > "$tmp/inter.txt" 2> "$tmp/err"
-printf 'Bonjour le monde\nGood morning\nseven\n' > "$tmp/inter.want"
+printf 'Bonjour le monde\nGood morning, world\nseven\n' > "$tmp/inter.want"
 check "text mode: the sequences one after the other, not interleaved, exit 0" \
 	sh -c 'cmp "$1" "$2" && test ! -s "$3"' sh "$tmp/inter.txt" "$tmp/inter.want" "$tmp/err"
-head -n 6 "$tmp/inter.jsonl" > "$tmp/trunc.jsonl"
 slm-detok -m "$bpe" --jsonl "$tmp/trunc.jsonl" > "$tmp/trunc.out"
 check "--jsonl: sequences with no end record written at the end as truncated" \
 	python3 -c 'import json, sys
 r = [json.loads(l) for l in open(sys.argv[1], encoding="utf-8")]
-assert sorted((x["id"] if isinstance(x["id"], str) else "int", x["text"], x["reason"], x["tokens"])
-              for x in r) == [("7", "seven", "truncated", 1), ("a", "Bonjour le monde", "truncated", 3),
-                              ("int", "Good morning", "truncated", 2)], r' "$tmp/trunc.out"
+na, nb, nc = map(int, sys.argv[2:5])
+assert r == [{"id": "a", "text": "Bonjour le monde", "reason": "truncated", "tokens": na},
+             {"id": 7, "text": "Good morning, world", "reason": "truncated", "tokens": nb},
+             {"id": "7", "text": "seven", "reason": "truncated", "tokens": nc}], r' \
+	"$tmp/trunc.out" "$na" "$nb" "$nc"
 
 # ---- 4. error records ----
 {
-	t '"a"' $a1; t '"b"' $b1; t '"a"' $a2
+	interleave "$bpe" '"a"' "Bonjour le monde" '"b"' "Good morning, world" > "$tmp/il"
+	head -n 4 "$tmp/il"
 	printf '{"type":"error","id":"b","message":"context full"}\n'
-	t '"a"' $a3
+	interleave "$bpe" '"a"' "Bonjour le monde" | tail -n +3
 	printf '{"type":"end","id":"a","reason":"eos"}\n'
 } > "$tmp/errs.jsonl"
 slm-detok -m "$bpe" "$tmp/errs.jsonl" > "$tmp/errs.txt" 2> "$tmp/errs.err"
@@ -317,12 +336,27 @@ check "--jsonl with an error record: exit 65 (got $rc), an error object and the 
 assert int(sys.argv[2]) == 65
 r = [json.loads(l) for l in open(sys.argv[1], encoding="utf-8")]
 assert r == [{"id": "b", "error": "context full"},
-             {"id": "a", "text": "Bonjour le monde", "reason": "eos", "tokens": 3}], r' \
-	"$tmp/errs.out" $rc
+             {"id": "a", "text": "Bonjour le monde", "reason": "eos", "tokens": int(sys.argv[3])}], r' \
+	"$tmp/errs.out" $rc "$na"
 slm-detok -q -m "$bpe" "$tmp/errs.jsonl" > "$tmp/errs.txt" 2> "$tmp/errs.err"
 rc=$?
 check "-q: nothing on stderr, still exit 65 (got $rc)" \
 	sh -c 'test "$1" -eq 65 && test ! -s "$2"' sh $rc "$tmp/errs.err"
+# the failing sequence is the one being printed: its part ends with a newline
+{
+	interleave "$bpe" '"b"' "Good morning, world" '"a"' "Bonjour le monde" > "$tmp/il"
+	head -n 4 "$tmp/il"
+	printf '{"type":"error","id":"b","message":"context full"}\n'
+	interleave "$bpe" '"a"' "Bonjour le monde" | tail -n +3
+	printf '{"type":"end","id":"a","reason":"eos"}\n'
+} > "$tmp/errs2.jsonl"
+slm-detok -m "$bpe" "$tmp/errs2.jsonl" > "$tmp/errs2.txt" 2> /dev/null
+check "error record for the sequence being printed: its part, a newline, then the other" \
+	python3 -c 'import sys
+out = open(sys.argv[1], encoding="utf-8").read()
+part, rest = out.split("\n", 1)
+assert part and "Good morning, world".startswith(part) and part != "Good morning, world", out
+assert rest == "Bonjour le monde\n", out' "$tmp/errs2.txt"
 
 # ---- 5. --special, --think, header ----
 if [ -n "$smol" ]; then

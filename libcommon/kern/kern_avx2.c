@@ -284,9 +284,6 @@ AI __m256i sc16x2(int v, int w)
 	return _mm256_set_m128i(_mm_set1_epi16((short)w), _mm_set1_epi16((short)v));
 }
 
-/* byte k of the unpacked q4_K/q5_K scales u[4] (0-7 scales, 8-15 mins) */
-#define SM(k) ((int)(u[(k) >> 2] >> (8 * ((k) & 3))) & 0xff)
-
 AI void mmk45_tile(const int T, const int R, const int C, int64_t nb,
 		   const uint8_t *W, size_t rb, const uint8_t *A, size_t as,
 		   float *y, int64_t ldy)
@@ -318,8 +315,8 @@ AI void mmk45_tile(const int T, const int R, const int C, int64_t nb,
 #pragma GCC unroll 4
 		for (int r = 0; r < R; r++) {
 			const uint8_t *b = W + r * rb + i * bb;
-			uint32_t u[4];
-			kb_scales_k4(b + 4, u);
+			uint8_t sm[16];
+			kb_scales_k4(b + 4, sm);
 			__m256i hbits = hb ? ld256(b + 16) : _mm256_setzero_si256();
 			__m256i isum[4];
 #pragma GCC unroll 4
@@ -336,8 +333,8 @@ AI void mmk45_tile(const int T, const int R, const int C, int64_t nb,
 					lo = _mm256_or_si256(lo, _mm256_slli_epi16(h0, 4));
 					hi = _mm256_or_si256(hi, _mm256_slli_epi16(h1, 4));
 				}
-				__m256i s0 = _mm256_set1_epi16((short)SM(2 * j));
-				__m256i s1 = _mm256_set1_epi16((short)SM(2 * j + 1));
+				__m256i s0 = _mm256_set1_epi16(sm[2 * j]);
+				__m256i s1 = _mm256_set1_epi16(sm[2 * j + 1]);
 #pragma GCC unroll 4
 				for (int c = 0; c < C; c++) {
 					const uint8_t *aq = A + c * as + aqo + QKK * i + 64 * j;
@@ -351,7 +348,7 @@ AI void mmk45_tile(const int T, const int R, const int C, int64_t nb,
 			for (int c = 0; c < C; c++) {
 				int32_t ms = 0;
 				for (int j = 0; j < 8; j++)
-					ms += SM(8 + j) * bs32[c][j];
+					ms += sm[8 + j] * bs32[c][j];
 				acc[r][c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum[c]),
 							    _mm256_set1_ps(da[c] * d), acc[r][c]);
 				accm[r][c] += da[c] * dmin * (float)ms;

@@ -257,9 +257,9 @@ AI void mmk45_tile(const int T, const int R, const int C, int64_t nb,
 #pragma GCC unroll 4
 		for (int r = 0; r < R; r++) {
 			const uint8_t *b = W + r * rb + i * bb;
-			uint32_t sm[4];
+			uint8_t sm[16];
 			kb_scales_k4(b + 4, sm);
-			__m128i smv = _mm_set_epi32((int)sm[3], (int)sm[2], (int)sm[1], (int)sm[0]);
+			__m128i smv = ld128(sm);
 			__m512i sc16 = _mm512_castsi128_si512(_mm_cvtepu8_epi16(smv));
 			__m256i m16 = _mm256_permutexvar_epi16(mdup,
 				_mm256_castsi128_si256(_mm_cvtepu8_epi16(_mm_srli_si128(smv, 8))));

@@ -142,28 +142,20 @@ static inline uint16_t kb_f2bf(float f)
 	return (uint16_t)((x + 0x7fff + ((x >> 16) & 1)) >> 16);
 }
 
-/* The 6-bit scale and min of sub-block j (0..7) of a q4_K/q5_K block. */
-static inline void kb_scale_min_k4(int j, const uint8_t *q, uint8_t *sc,
-				   uint8_t *m)
-{
-	if (j < 4) {
-		*sc = q[j] & 63;
-		*m = q[j + 4] & 63;
-	} else {
-		*sc = (uint8_t)((q[j + 4] & 0xf) | ((q[j - 4] >> 6) << 4));
-		*m = (uint8_t)((q[j + 4] >> 4) | ((q[j] >> 6) << 4));
-	}
-}
-
-/* All 8 scales (bytes of u[0], u[1]) and 8 mins (bytes of u[2], u[3]) of a
- * q4_K/q5_K block, unpacked four at a time with 32-bit words. */
-static inline void kb_scales_k4(const uint8_t *s12, uint32_t u[4])
+/* The 8 6-bit scales (out[0..7]) and 8 6-bit mins (out[8..15]) of a
+ * q4_K/q5_K block, from its 12 scale bytes: scale j < 4 is the low 6 bits
+ * of byte j, min j < 4 of byte j+4; for j >= 4 the low (scale) or high
+ * (min) nibble of byte j+4 with the top 2 bits of byte j-4 (scale) or j
+ * (min) above it. Four at a time in 32-bit words. */
+static inline void kb_scales_k4(const uint8_t *s12, uint8_t out[16])
 {
 	uint32_t a = kb_ld32(s12), b = kb_ld32(s12 + 4), c = kb_ld32(s12 + 8);
+	uint32_t u[4];
 	u[0] = a & 0x3f3f3f3f;
 	u[1] = (c & 0x0f0f0f0f) | (((a >> 6) & 0x03030303) << 4);
 	u[2] = b & 0x3f3f3f3f;
 	u[3] = ((c >> 4) & 0x0f0f0f0f) | (((b >> 6) & 0x03030303) << 4);
+	memcpy(out, u, 16);
 }
 
 /* The 16 signed 6-bit scales of a q3_K block (already minus 32). */

@@ -42,155 +42,169 @@ static void dq_bf16(const void *src, float *dst, int64_t n)
 		dst[i] = kb_bf2f(kb_ld16(p + 2 * i));
 }
 
-static void dq_q4_0(const void *src, float *y, int64_t n)
+/* specialized per type where called with a constant type */
+#if defined(__GNUC__)
+#define SPECIALIZE static inline __attribute__((always_inline))
+#else
+#define SPECIALIZE static inline
+#endif
+
+/* ---------------------------------------------------------------------
+ * Block unpacking: a block's integer quants in element order, with the
+ * type's fixed offset applied (what the block scale multiplies)
+ * --------------------------------------------------------------------- */
+
+/* 16 bytes of nibbles (low ones first), plus 5th bits from qh, minus off */
+SPECIALIZE void up_nib32(const uint8_t *qs, uint32_t qh, int off, int8_t *q)
 {
-	const uint8_t *b = src;
-	for (int64_t i = 0; i < n / QK; i++, b += 18, y += QK) {
-		float d = kb_h2f(kb_ld16(b));
-		for (int j = 0; j < 16; j++) {
-			y[j] = d * (float)((b[2 + j] & 0xf) - 8);
-			y[j + 16] = d * (float)((b[2 + j] >> 4) - 8);
+	for (int j = 0; j < 16; j++) {
+		q[j] = (int8_t)(((qs[j] & 0xf) | ((qh >> j) & 1) << 4) - off);
+		q[j + 16] = (int8_t)(((qs[j] >> 4) | ((qh >> (j + 16)) & 1) << 4) - off);
+	}
+}
+
+/* q2_K (0..3) and q3_K (-4..3): element 128h + 32k + l is bits 2k of
+ * qs[32h + l]; q3_K subtracts 4 where bit 4h + k of hmask[l] is clear */
+SPECIALIZE void up_q23k(const uint8_t *qs, const uint8_t *hmask, int8_t *q)
+{
+	for (int h = 0; h < 2; h++)
+		for (int k = 0; k < 4; k++)
+			for (int l = 0; l < 32; l++) {
+				int v = (qs[32 * h + l] >> (2 * k)) & 3;
+				if (hmask && !((hmask[l] >> (4 * h + k)) & 1))
+					v -= 4;
+				q[128 * h + 32 * k + l] = (int8_t)v;
+			}
+}
+
+/* q4_K (0..15) and q5_K (0..31, 5th bits in qh): 64 elements per 32 bytes */
+SPECIALIZE void up_q45k(const uint8_t *qs, const uint8_t *qh, int8_t *q)
+{
+	for (int j = 0; j < 4; j++)
+		for (int l = 0; l < 32; l++) {
+			int h0 = qh ? ((qh[l] >> (2 * j)) & 1) << 4 : 0;
+			int h1 = qh ? ((qh[l] >> (2 * j + 1)) & 1) << 4 : 0;
+			q[64 * j + l] = (int8_t)((qs[32 * j + l] & 0xf) | h0);
+			q[64 * j + 32 + l] = (int8_t)((qs[32 * j + l] >> 4) | h1);
+		}
+}
+
+/* q6_K (-32..31): 4 low bits from ql, 2 high bits from qh */
+SPECIALIZE void up_q6k(const uint8_t *b, int8_t *q)
+{
+	for (int h = 0; h < 2; h++) {
+		const uint8_t *ql = b + 64 * h, *qh = b + 128 + 32 * h;
+		for (int l = 0; l < 32; l++) {
+			int8_t *o = q + 128 * h + l;
+			o[0] = (int8_t)(((ql[l] & 0xf) | (qh[l] & 3) << 4) - 32);
+			o[32] = (int8_t)(((ql[l + 32] & 0xf) | ((qh[l] >> 2) & 3) << 4) - 32);
+			o[64] = (int8_t)(((ql[l] >> 4) | ((qh[l] >> 4) & 3) << 4) - 32);
+			o[96] = (int8_t)(((ql[l + 32] >> 4) | ((qh[l] >> 6) & 3) << 4) - 32);
 		}
 	}
 }
 
-static void dq_q4_1(const void *src, float *y, int64_t n)
+/* the integer quants of block b of a weight type */
+SPECIALIZE void unpack(int type, const uint8_t *b, int8_t *q)
 {
-	const uint8_t *b = src;
-	for (int64_t i = 0; i < n / QK; i++, b += 20, y += QK) {
-		float d = kb_h2f(kb_ld16(b)), m = kb_h2f(kb_ld16(b + 2));
-		for (int j = 0; j < 16; j++) {
-			y[j] = d * (float)(b[4 + j] & 0xf) + m;
-			y[j + 16] = d * (float)(b[4 + j] >> 4) + m;
-		}
+	switch (type) {
+	case KT_Q4_0: up_nib32(b + 2, 0, 8, q); break;
+	case KT_Q4_1: up_nib32(b + 4, 0, 0, q); break;
+	case KT_Q5_0: up_nib32(b + 6, kb_ld32(b + 2), 16, q); break;
+	case KT_Q5_1: up_nib32(b + 8, kb_ld32(b + 4), 0, q); break;
+	case KT_Q8_0: memcpy(q, b + 2, QK); break;
+	case KT_Q2_K: up_q23k(b + 16, NULL, q); break;
+	case KT_Q3_K: up_q23k(b + 32, b, q); break;
+	case KT_Q4_K: up_q45k(b + 16, NULL, q); break;
+	case KT_Q5_K: up_q45k(b + 48, b + 16, q); break;
+	case KT_Q6_K: up_q6k(b, q); break;
 	}
 }
 
-static void dq_q5_0(const void *src, float *y, int64_t n)
+/* 32-element types: x = d q (+ m) */
+SPECIALIZE void dq_a32(int type, int bb, const uint8_t *b, float *y, int64_t n)
 {
-	const uint8_t *b = src;
-	for (int64_t i = 0; i < n / QK; i++, b += 22, y += QK) {
-		float d = kb_h2f(kb_ld16(b));
-		uint32_t qh = kb_ld32(b + 2);
-		for (int j = 0; j < 16; j++) {
-			int h0 = (qh >> j) & 1, h1 = (qh >> (j + 16)) & 1;
-			y[j] = d * (float)(((b[6 + j] & 0xf) | h0 << 4) - 16);
-			y[j + 16] = d * (float)(((b[6 + j] >> 4) | h1 << 4) - 16);
-		}
-	}
-}
-
-static void dq_q5_1(const void *src, float *y, int64_t n)
-{
-	const uint8_t *b = src;
-	for (int64_t i = 0; i < n / QK; i++, b += 24, y += QK) {
-		float d = kb_h2f(kb_ld16(b)), m = kb_h2f(kb_ld16(b + 2));
-		uint32_t qh = kb_ld32(b + 4);
-		for (int j = 0; j < 16; j++) {
-			int h0 = (qh >> j) & 1, h1 = (qh >> (j + 16)) & 1;
-			y[j] = d * (float)((b[8 + j] & 0xf) | h0 << 4) + m;
-			y[j + 16] = d * (float)((b[8 + j] >> 4) | h1 << 4) + m;
-		}
-	}
-}
-
-static void dq_q8_0(const void *src, float *y, int64_t n)
-{
-	const uint8_t *b = src;
-	for (int64_t i = 0; i < n / QK; i++, b += 34, y += QK) {
-		float d = kb_h2f(kb_ld16(b));
+	int8_t q[QK];
+	int hasm = type == KT_Q4_1 || type == KT_Q5_1;
+	for (int64_t i = 0; i < n / QK; i++, b += bb, y += QK) {
+		unpack(type, b, q);
+		float d = kb_h2f(kb_ld16(b)), m = hasm ? kb_h2f(kb_ld16(b + 2)) : 0.0f;
 		for (int j = 0; j < QK; j++)
-			y[j] = d * (float)(int8_t)b[2 + j];
+			y[j] = hasm ? d * (float)q[j] + m : d * (float)q[j];
 	}
 }
 
-/* element e = 128h + 32k + l of a q2_K/q3_K block: bits 2k.. of qs[32h+l] */
-static void dq_q2_k(const void *src, float *y, int64_t n)
+static void dq_q4_0(const void *s, float *y, int64_t n) { dq_a32(KT_Q4_0, 18, s, y, n); }
+static void dq_q4_1(const void *s, float *y, int64_t n) { dq_a32(KT_Q4_1, 20, s, y, n); }
+static void dq_q5_0(const void *s, float *y, int64_t n) { dq_a32(KT_Q5_0, 22, s, y, n); }
+static void dq_q5_1(const void *s, float *y, int64_t n) { dq_a32(KT_Q5_1, 24, s, y, n); }
+static void dq_q8_0(const void *s, float *y, int64_t n) { dq_a32(KT_Q8_0, 34, s, y, n); }
+
+/* The scale of each 16 elements (dl) and the min subtracted (ml) of a
+ * k-quant block, as ggml computes them. */
+SPECIALIZE void kq_scales(int type, const uint8_t *b, float dl[16], float ml[16])
 {
-	const uint8_t *b = src;
-	for (int64_t i = 0; i < n / QKK; i++, b += 84, y += QKK) {
+	switch (type) {
+	case KT_Q2_K: {
 		float d = kb_h2f(kb_ld16(b + 80)), dmin = kb_h2f(kb_ld16(b + 82));
-		for (int e = 0; e < QKK; e++) {
-			int h = e >> 7, k = (e >> 5) & 3, l = e & 31;
-			uint8_t sc = b[e >> 4];
-			float dl = d * (float)(sc & 0xf), ml = dmin * (float)(sc >> 4);
-			int q = (b[16 + 32 * h + l] >> (2 * k)) & 3;
-			y[e] = dl * (float)q - ml;
+		for (int g = 0; g < 16; g++) {
+			dl[g] = d * (float)(b[g] & 0xf);
+			ml[g] = dmin * (float)(b[g] >> 4);
 		}
+		break;
 	}
-}
-
-static void dq_q3_k(const void *src, float *y, int64_t n)
-{
-	const uint8_t *b = src;
-	int8_t sc[16];
-	for (int64_t i = 0; i < n / QKK; i++, b += 110, y += QKK) {
+	case KT_Q3_K: {
+		int8_t sc[16];
 		float d = kb_h2f(kb_ld16(b + 108));
 		kb_scales_q3k(b + 96, sc);
-		for (int e = 0; e < QKK; e++) {
-			int h = e >> 7, k = (e >> 5) & 3, l = e & 31;
-			float dl = d * (float)sc[e >> 4];
-			int q = (b[32 + 32 * h + l] >> (2 * k)) & 3;
-			if (!((b[l] >> (4 * h + k)) & 1))
-				q -= 4;
-			y[e] = dl * (float)q;
+		for (int g = 0; g < 16; g++) {
+			dl[g] = d * (float)sc[g];
+			ml[g] = 0.0f;
 		}
+		break;
 	}
-}
-
-static void dq_q4_k(const void *src, float *y, int64_t n)
-{
-	const uint8_t *b = src;
-	for (int64_t i = 0; i < n / QKK; i++, b += 144, y += QKK) {
+	case KT_Q4_K:
+	case KT_Q5_K: {
 		float d = kb_h2f(kb_ld16(b)), dmin = kb_h2f(kb_ld16(b + 2));
+		uint8_t sm[16];
+		kb_scales_k4(b + 4, sm);
 		for (int j = 0; j < 8; j++) {
-			uint8_t sc, m;
-			kb_scale_min_k4(j, b + 4, &sc, &m);
-			float dl = d * (float)sc, ml = dmin * (float)m;
-			const uint8_t *q = b + 16 + 32 * (j >> 1);
-			int sh = 4 * (j & 1);
-			for (int l = 0; l < 32; l++)
-				y[32 * j + l] = dl * (float)((q[l] >> sh) & 0xf) - ml;
+			dl[2 * j] = dl[2 * j + 1] = d * (float)sm[j];
+			ml[2 * j] = ml[2 * j + 1] = dmin * (float)sm[8 + j];
 		}
+		break;
 	}
-}
-
-static void dq_q5_k(const void *src, float *y, int64_t n)
-{
-	const uint8_t *b = src;
-	for (int64_t i = 0; i < n / QKK; i++, b += 176, y += QKK) {
-		float d = kb_h2f(kb_ld16(b)), dmin = kb_h2f(kb_ld16(b + 2));
-		for (int j = 0; j < 8; j++) {
-			uint8_t sc, m;
-			kb_scale_min_k4(j, b + 4, &sc, &m);
-			float dl = d * (float)sc, ml = dmin * (float)m;
-			const uint8_t *q = b + 48 + 32 * (j >> 1);
-			int sh = 4 * (j & 1);
-			for (int l = 0; l < 32; l++) {
-				int v = ((q[l] >> sh) & 0xf) |
-					((b[16 + l] >> j) & 1) << 4;
-				y[32 * j + l] = dl * (float)v - ml;
-			}
-		}
-	}
-}
-
-/* element e = 128h + 32k + l: low 4 bits from ql[64h + 32(k&1) + l] (nibble
- * k>>1), high 2 bits from qh[32h + l] (bits 2k) */
-static void dq_q6_k(const void *src, float *y, int64_t n)
-{
-	const uint8_t *b = src;
-	for (int64_t i = 0; i < n / QKK; i++, b += 210, y += QKK) {
+	case KT_Q6_K: {
 		float d = kb_h2f(kb_ld16(b + 208));
-		for (int e = 0; e < QKK; e++) {
-			int h = e >> 7, k = (e >> 5) & 3, l = e & 31;
-			int lo = (b[64 * h + 32 * (k & 1) + l] >> (4 * (k >> 1))) & 0xf;
-			int hi = (b[128 + 32 * h + l] >> (2 * k)) & 3;
-			float dl = d * (float)(int8_t)b[192 + (e >> 4)];
-			y[e] = dl * (float)((lo | hi << 4) - 32);
+		for (int g = 0; g < 16; g++) {
+			dl[g] = d * (float)(int8_t)b[192 + g];
+			ml[g] = 0.0f;
 		}
+		break;
+	}
 	}
 }
+
+/* k-quants: x = dl q - ml */
+SPECIALIZE void dq_k(int type, int bb, const uint8_t *b, float *y, int64_t n)
+{
+	int8_t q[QKK];
+	float dl[16], ml[16];
+	int hasm = type == KT_Q2_K || type == KT_Q4_K || type == KT_Q5_K;
+	for (int64_t i = 0; i < n / QKK; i++, b += bb, y += QKK) {
+		unpack(type, b, q);
+		kq_scales(type, b, dl, ml);
+		for (int e = 0; e < QKK; e++)
+			y[e] = hasm ? dl[e >> 4] * (float)q[e] - ml[e >> 4] :
+				      dl[e >> 4] * (float)q[e];
+	}
+}
+
+static void dq_q2_k(const void *s, float *y, int64_t n) { dq_k(KT_Q2_K, 84, s, y, n); }
+static void dq_q3_k(const void *s, float *y, int64_t n) { dq_k(KT_Q3_K, 110, s, y, n); }
+static void dq_q4_k(const void *s, float *y, int64_t n) { dq_k(KT_Q4_K, 144, s, y, n); }
+static void dq_q5_k(const void *s, float *y, int64_t n) { dq_k(KT_Q5_K, 176, s, y, n); }
+static void dq_q6_k(const void *s, float *y, int64_t n) { dq_k(KT_Q6_K, 210, s, y, n); }
 
 /* ---------------------------------------------------------------------
  * Activation quantizers (shared by every variant)
@@ -328,209 +342,104 @@ static float dot_bf16(int64_t n, const uint8_t *w, const void *act)
 	return LANES8_SUM(acc);
 }
 
-/* A32 activation accessors */
-#define A32_DECL(act, n) \
-	int64_t nb = (n) / QK; \
-	const uint8_t *a8_ = (act); \
-	const int8_t *aq = (const int8_t *)(a8_ + a32_qs_off(nb))
-#define A32_D(i) kb_bits_f32(kb_ld32(a8_ + 4 * (i)))
-#define A32_S(i) ((int32_t)kb_ld32(a8_ + 4 * nb + 4 * (i)))
-
-static float dot_q4_0(int64_t n, const uint8_t *w, const void *act)
+SPECIALIZE int32_t idot(const int8_t *q, const int8_t *a, int len)
 {
-	A32_DECL(act, n);
+	int32_t s = 0;
+	for (int i = 0; i < len; i++)
+		s += q[i] * a[i];
+	return s;
+}
+
+/* 32-element types: per block d_w d_a sum(q a) (+ m d_a sum(a)) */
+SPECIALIZE float dot_a32(int type, int bb, int64_t n, const uint8_t *w,
+		     const uint8_t *act)
+{
+	int64_t nb = n / QK;
+	const int8_t *aq = (const int8_t *)(act + a32_qs_off(nb));
+	int hasm = type == KT_Q4_1 || type == KT_Q5_1;
+	int8_t q[QK];
 	float sum = 0.0f;
-	for (int64_t i = 0; i < nb; i++, w += 18, aq += QK) {
-		int32_t s = 0;
-		for (int j = 0; j < 16; j++)
-			s += ((w[2 + j] & 0xf) - 8) * aq[j] +
-			     ((w[2 + j] >> 4) - 8) * aq[j + 16];
-		sum += kb_h2f(kb_ld16(w)) * A32_D(i) * (float)s;
+	for (int64_t i = 0; i < nb; i++, w += bb, aq += QK) {
+		unpack(type, w, q);
+		float da = kb_bits_f32(kb_ld32(act + 4 * i));
+		sum += kb_h2f(kb_ld16(w)) * da * (float)idot(q, aq, QK);
+		if (hasm)
+			sum += kb_h2f(kb_ld16(w + 2)) * da *
+			       (float)(int32_t)kb_ld32(act + 4 * nb + 4 * i);
 	}
 	return sum;
 }
 
-static float dot_q4_1(int64_t n, const uint8_t *w, const void *act)
-{
-	A32_DECL(act, n);
-	float sum = 0.0f;
-	for (int64_t i = 0; i < nb; i++, w += 20, aq += QK) {
-		int32_t s = 0;
-		for (int j = 0; j < 16; j++)
-			s += (w[4 + j] & 0xf) * aq[j] + (w[4 + j] >> 4) * aq[j + 16];
-		float da = A32_D(i);
-		sum += kb_h2f(kb_ld16(w)) * da * (float)s +
-		       kb_h2f(kb_ld16(w + 2)) * da * (float)A32_S(i);
-	}
-	return sum;
-}
+static float dot_q4_0(int64_t n, const uint8_t *w, const void *a) { return dot_a32(KT_Q4_0, 18, n, w, a); }
+static float dot_q4_1(int64_t n, const uint8_t *w, const void *a) { return dot_a32(KT_Q4_1, 20, n, w, a); }
+static float dot_q5_0(int64_t n, const uint8_t *w, const void *a) { return dot_a32(KT_Q5_0, 22, n, w, a); }
+static float dot_q5_1(int64_t n, const uint8_t *w, const void *a) { return dot_a32(KT_Q5_1, 24, n, w, a); }
+static float dot_q8_0(int64_t n, const uint8_t *w, const void *a) { return dot_a32(KT_Q8_0, 34, n, w, a); }
 
-static float dot_q5_0(int64_t n, const uint8_t *w, const void *act)
+/* k-quants: per block d_a (d sum_g sc_g sum(q a) - dmin sum_g m_g bsum_g),
+ * scales and mins as integers (sub-blocks of 16; q4_K/q5_K's of 32 are
+ * two equal halves) */
+SPECIALIZE float dot_k(int type, int bb, int64_t n, const uint8_t *w,
+		   const uint8_t *act)
 {
-	A32_DECL(act, n);
+	int64_t nb = n / QKK;
+	const int8_t *aq = (const int8_t *)(act + ak_qs_off(nb));
+	int8_t q[QKK], sc8[16];
 	float sum = 0.0f;
-	for (int64_t i = 0; i < nb; i++, w += 22, aq += QK) {
-		uint32_t qh = kb_ld32(w + 2);
-		int32_t s = 0;
-		for (int j = 0; j < 16; j++) {
-			int v0 = (w[6 + j] & 0xf) | ((qh >> j) & 1) << 4;
-			int v1 = (w[6 + j] >> 4) | ((qh >> (j + 16)) & 1) << 4;
-			s += (v0 - 16) * aq[j] + (v1 - 16) * aq[j + 16];
-		}
-		sum += kb_h2f(kb_ld16(w)) * A32_D(i) * (float)s;
-	}
-	return sum;
-}
-
-static float dot_q5_1(int64_t n, const uint8_t *w, const void *act)
-{
-	A32_DECL(act, n);
-	float sum = 0.0f;
-	for (int64_t i = 0; i < nb; i++, w += 24, aq += QK) {
-		uint32_t qh = kb_ld32(w + 4);
-		int32_t s = 0;
-		for (int j = 0; j < 16; j++) {
-			int v0 = (w[8 + j] & 0xf) | ((qh >> j) & 1) << 4;
-			int v1 = (w[8 + j] >> 4) | ((qh >> (j + 16)) & 1) << 4;
-			s += v0 * aq[j] + v1 * aq[j + 16];
-		}
-		float da = A32_D(i);
-		sum += kb_h2f(kb_ld16(w)) * da * (float)s +
-		       kb_h2f(kb_ld16(w + 2)) * da * (float)A32_S(i);
-	}
-	return sum;
-}
-
-static float dot_q8_0(int64_t n, const uint8_t *w, const void *act)
-{
-	A32_DECL(act, n);
-	float sum = 0.0f;
-	for (int64_t i = 0; i < nb; i++, w += 34, aq += QK) {
-		int32_t s = 0;
-		for (int j = 0; j < QK; j++)
-			s += (int8_t)w[2 + j] * aq[j];
-		sum += kb_h2f(kb_ld16(w)) * A32_D(i) * (float)s;
-	}
-	return sum;
-}
-
-/* AK activation accessors */
-#define AK_DECL(act, n) \
-	int64_t nb = (n) / QKK; \
-	const uint8_t *a8_ = (act); \
-	const int8_t *aq = (const int8_t *)(a8_ + ak_qs_off(nb))
-#define AK_D(i) kb_bits_f32(kb_ld32(a8_ + 4 * (i)))
-#define AK_BSUM(i, g) ((int16_t)kb_ld16(a8_ + ak_bs_off(nb) + 2 * (16 * (i) + (g))))
-
-static float dot_q2_k(int64_t n, const uint8_t *w, const void *act)
-{
-	AK_DECL(act, n);
-	float sum = 0.0f;
-	for (int64_t i = 0; i < nb; i++, w += 84, aq += QKK) {
-		int32_t isum = 0, msum = 0;
-		for (int g = 0; g < 16; g++) {
-			int32_t s = 0;
-			for (int t = 0; t < 16; t++) {
-				int e = 16 * g + t;
-				int h = e >> 7, k = (e >> 5) & 3, l = e & 31;
-				s += ((w[16 + 32 * h + l] >> (2 * k)) & 3) * aq[e];
-			}
-			isum += (w[g] & 0xf) * s;
-			msum += (w[g] >> 4) * AK_BSUM(i, g);
-		}
-		float da = AK_D(i);
-		sum += da * kb_h2f(kb_ld16(w + 80)) * (float)isum -
-		       da * kb_h2f(kb_ld16(w + 82)) * (float)msum;
-	}
-	return sum;
-}
-
-static float dot_q3_k(int64_t n, const uint8_t *w, const void *act)
-{
-	AK_DECL(act, n);
-	float sum = 0.0f;
-	int8_t sc[16];
-	for (int64_t i = 0; i < nb; i++, w += 110, aq += QKK) {
-		kb_scales_q3k(w + 96, sc);
-		int32_t isum = 0;
-		for (int g = 0; g < 16; g++) {
-			int32_t s = 0;
-			for (int t = 0; t < 16; t++) {
-				int e = 16 * g + t;
-				int h = e >> 7, k = (e >> 5) & 3, l = e & 31;
-				int q = (w[32 + 32 * h + l] >> (2 * k)) & 3;
-				if (!((w[l] >> (4 * h + k)) & 1))
-					q -= 4;
-				s += q * aq[e];
-			}
-			isum += sc[g] * s;
-		}
-		sum += AK_D(i) * kb_h2f(kb_ld16(w + 108)) * (float)isum;
-	}
-	return sum;
-}
-
-/* q4_K and q5_K (hb = 1: 5th bits from qh) */
-static float dot_q45_k(int64_t n, const uint8_t *w, const void *act, int hb)
-{
-	AK_DECL(act, n);
-	float sum = 0.0f;
-	int bb = hb ? 176 : 144, qo = hb ? 48 : 16;
 	for (int64_t i = 0; i < nb; i++, w += bb, aq += QKK) {
+		int sc[16], mn[16];
+		float d, dmin = 0.0f;
+		unpack(type, w, q);
+		switch (type) {
+		case KT_Q2_K:
+			d = kb_h2f(kb_ld16(w + 80));
+			dmin = kb_h2f(kb_ld16(w + 82));
+			for (int g = 0; g < 16; g++) {
+				sc[g] = w[g] & 0xf;
+				mn[g] = w[g] >> 4;
+			}
+			break;
+		case KT_Q3_K:
+			d = kb_h2f(kb_ld16(w + 108));
+			kb_scales_q3k(w + 96, sc8);
+			for (int g = 0; g < 16; g++) {
+				sc[g] = sc8[g];
+				mn[g] = 0;
+			}
+			break;
+		case KT_Q6_K:
+			d = kb_h2f(kb_ld16(w + 208));
+			for (int g = 0; g < 16; g++) {
+				sc[g] = (int8_t)w[192 + g];
+				mn[g] = 0;
+			}
+			break;
+		default: /* q4_K, q5_K */
+			d = kb_h2f(kb_ld16(w));
+			dmin = kb_h2f(kb_ld16(w + 2));
+			uint8_t sm[16];
+			kb_scales_k4(w + 4, sm);
+			for (int j = 0; j < 8; j++) {
+				sc[2 * j] = sc[2 * j + 1] = sm[j];
+				mn[2 * j] = mn[2 * j + 1] = sm[8 + j];
+			}
+		}
 		int32_t isum = 0, msum = 0;
-		for (int j = 0; j < 8; j++) {
-			uint8_t sc, m;
-			kb_scale_min_k4(j, w + 4, &sc, &m);
-			const uint8_t *q = w + qo + 32 * (j >> 1);
-			int sh = 4 * (j & 1);
-			int32_t s = 0;
-			for (int l = 0; l < 32; l++) {
-				int v = (q[l] >> sh) & 0xf;
-				if (hb)
-					v |= ((w[16 + l] >> j) & 1) << 4;
-				s += v * aq[32 * j + l];
-			}
-			isum += sc * s;
-			msum += m * (AK_BSUM(i, 2 * j) + AK_BSUM(i, 2 * j + 1));
-		}
-		float da = AK_D(i);
-		sum += da * kb_h2f(kb_ld16(w)) * (float)isum -
-		       da * kb_h2f(kb_ld16(w + 2)) * (float)msum;
-	}
-	return sum;
-}
-
-static float dot_q4_k(int64_t n, const uint8_t *w, const void *act)
-{
-	return dot_q45_k(n, w, act, 0);
-}
-
-static float dot_q5_k(int64_t n, const uint8_t *w, const void *act)
-{
-	return dot_q45_k(n, w, act, 1);
-}
-
-static float dot_q6_k(int64_t n, const uint8_t *w, const void *act)
-{
-	AK_DECL(act, n);
-	float sum = 0.0f;
-	for (int64_t i = 0; i < nb; i++, w += 210, aq += QKK) {
-		int32_t isum = 0;
 		for (int g = 0; g < 16; g++) {
-			int32_t s = 0;
-			for (int t = 0; t < 16; t++) {
-				int e = 16 * g + t;
-				int h = e >> 7, k = (e >> 5) & 3, l = e & 31;
-				int lo = (w[64 * h + 32 * (k & 1) + l] >> (4 * (k >> 1))) & 0xf;
-				int hi = (w[128 + 32 * h + l] >> (2 * k)) & 3;
-				s += ((lo | hi << 4) - 32) * aq[e];
-			}
-			isum += (int8_t)w[192 + g] * s;
+			isum += sc[g] * idot(q + 16 * g, aq + 16 * g, 16);
+			msum += mn[g] * (int16_t)kb_ld16(act + ak_bs_off(nb) + 2 * (16 * i + g));
 		}
-		sum += AK_D(i) * kb_h2f(kb_ld16(w + 208)) * (float)isum;
+		float da = kb_bits_f32(kb_ld32(act + 4 * i));
+		sum += da * d * (float)isum - da * dmin * (float)msum;
 	}
 	return sum;
 }
+
+static float dot_q2_k(int64_t n, const uint8_t *w, const void *a) { return dot_k(KT_Q2_K, 84, n, w, a); }
+static float dot_q3_k(int64_t n, const uint8_t *w, const void *a) { return dot_k(KT_Q3_K, 110, n, w, a); }
+static float dot_q4_k(int64_t n, const uint8_t *w, const void *a) { return dot_k(KT_Q4_K, 144, n, w, a); }
+static float dot_q5_k(int64_t n, const uint8_t *w, const void *a) { return dot_k(KT_Q5_K, 176, n, w, a); }
+static float dot_q6_k(int64_t n, const uint8_t *w, const void *a) { return dot_k(KT_Q6_K, 210, n, w, a); }
 
 typedef float (*dot_fn)(int64_t n, const uint8_t *w, const void *act);
 

@@ -22,19 +22,28 @@ typedef struct scorer {
 	slm_kv kv;
 	slm_ctx *ctx;
 	float *logits;
-	int n_vocab;
+	int n_vocab, max_rows;
 } scorer;
 
-static void scorer_open(scorer *s, const char *arg, slm_pool *pool, int slots, int n_ctx,
-			int max_batch, int max_rows)
+static int rows_cap(int n_vocab, int max_batch)
+{
+	long r = (long)(ROWS_BYTES / ((size_t)n_vocab * sizeof(float)));
+	if (r < 1)
+		r = 1;
+	return r < max_batch ? (int)r : max_batch;
+}
+
+/* Make the cache (slots x n_ctx), the context and the logits buffer of a
+ * loaded model. */
+static void scorer_alloc(scorer *s, slm_pool *pool, int slots, int n_ctx, int max_batch)
 {
 	slm_err err;
-	perf_load(&s->pm, arg);
 	if (kv_init(&s->kv, &s->pm.m, slots, n_ctx, &err) < 0)
 		slm_die_err(&err);
 	s->ctx = ctx_new(&s->pm.m, &s->kv, pool, max_batch);
 	s->n_vocab = s->pm.m.n_vocab;
-	s->logits = slm_xmalloc((size_t)max_rows * (size_t)s->n_vocab * sizeof *s->logits);
+	s->max_rows = rows_cap(s->n_vocab, max_batch);
+	s->logits = slm_xmalloc((size_t)s->max_rows * (size_t)s->n_vocab * sizeof *s->logits);
 }
 
 /* Both scorers are closed together: model_free frees every model's copies. */
@@ -44,14 +53,6 @@ static void scorer_close(scorer *s)
 	kv_free(&s->kv);
 	free(s->logits);
 	perf_unload(&s->pm);
-}
-
-static int rows_cap(int n_vocab, int max_batch)
-{
-	long r = (long)(ROWS_BYTES / ((size_t)n_vocab * sizeof(float)));
-	if (r < 1)
-		r = 1;
-	return r < max_batch ? (int)r : max_batch;
 }
 
 /* The vocabulary digest (sha256 of the vocabulary member), or "". */
@@ -143,7 +144,9 @@ static void ppl_rows(void *arg, const slm_entry *e, int n, float *const *lg)
 	}
 }
 
-static int32_t *read_token_stream(const char *path, size_t *n)
+/* The tokens of every seq record, in order; a header naming another
+ * vocabulary than digest is an error. */
+static int32_t *read_token_stream(const char *path, const char *digest, size_t *n)
 {
 	slm_err err;
 	slm_sreader *r = sreader_open(path, &err);
@@ -155,6 +158,10 @@ static int32_t *read_token_stream(const char *path, size_t *n)
 	json_t *rec;
 	int rc;
 	while ((rc = sreader_next(r, &rec, &err)) > 0) {
+		const char *vd = json_string_value(json_object_get(rec, "vocab"));
+		if (stream_rec_type(rec) == SLM_REC_HEADER && vd && *digest && strcmp(vd, digest))
+			slm_die(EX_DATAERR, "%s: the token stream was made with another vocabulary",
+				path);
 		if (stream_rec_type(rec) == SLM_REC_SEQ) {
 			json_t *toks = json_object_get(rec, "tokens");
 			size_t k = json_array_size(toks);
@@ -228,22 +235,19 @@ int ppl_main(void)
 		scorer s[2];
 		memset(s, 0, sizeof s);
 		int ns = opt.kld ? 2 : 1;
-		/* the model first: its vocabulary sizes the buffers */
-		perf_model probe;
-		perf_load(&probe, opt.models[mi]);
-		int mr = rows_cap(probe.m.n_vocab, max_batch);
-		perf_unload(&probe);
-		scorer_open(&s[0], opt.models[mi], pool, n_seq, n_ctx, max_batch, mr);
+		perf_load(&s[0].pm, opt.models[mi]);
+		scorer_alloc(&s[0], pool, n_seq, n_ctx, max_batch);
 		if (opt.kld) {
-			scorer_open(&s[1], opt.kld, pool, n_seq, n_ctx, max_batch, mr);
-			if (s[1].n_vocab != s[0].n_vocab ||
+			perf_load(&s[1].pm, opt.kld);
+			if (s[1].pm.m.n_vocab != s[0].n_vocab ||
 			    strcmp(vocab_digest(s[0].pm.b), vocab_digest(s[1].pm.b)))
 				slm_die(EX_DATAERR, "%s and %s have different vocabularies",
 					s[0].pm.path, s[1].pm.path);
+			scorer_alloc(&s[1], pool, n_seq, n_ctx, max_batch);
 		}
 		tok_vocab *v = perf_vocab(&s[0].pm);
 		size_t n_tok;
-		int32_t *tokens = opt.tokens ? read_token_stream(opt.tokens, &n_tok)
+		int32_t *tokens = opt.tokens ? read_token_stream(opt.tokens, vocab_digest(s[0].pm.b), &n_tok)
 					     : read_text_tokens(v, opt.input, &n_tok);
 		for (size_t i = 0; i < n_tok; i++)
 			if (tokens[i] < 0 || tokens[i] >= s[0].n_vocab)
@@ -280,7 +284,7 @@ int ppl_main(void)
 								k >= first && k < n_ctx - 1 ? 0 : -1 };
 				}
 			}
-			run_entries(s, ns, ent, n, max_batch, mr, ppl_rows, &a);
+			run_entries(s, ns, ent, n, max_batch, s[0].max_rows, ppl_rows, &a);
 		}
 		perf_progress_end();
 		double secs = (perf_now_ms() - t0) / 1e3;
@@ -473,7 +477,7 @@ static mc_seq mc_encode(const tok_vocab *v, const mc_item *it, int k, const char
 			path, qi + 1);
 	if (nw <= nc)
 		slm_die(EX_DATAERR, "%s: question %d: choice %d adds no token", path, qi + 1, k);
-	mc_seq s = { slm_xmalloc((nc + nw - nc) * sizeof(int32_t)), (int)nw, (int)nc };
+	mc_seq s = { slm_xmalloc(nw * sizeof(int32_t)), (int)nw, (int)nc };
 	memcpy(s.tok, ct, nc * sizeof *ct);
 	memcpy(s.tok + nc, wt + nc, (nw - nc) * sizeof *wt);
 	free(ct);
@@ -525,9 +529,10 @@ int mc_main(void)
 	for (int mi = 0; mi < opt.nmodels; mi++) {
 		char label[64];
 		perf_label(opt.models[mi], label, sizeof label);
-		perf_model probe;
-		perf_load(&probe, opt.models[mi]);
-		tok_vocab *v = perf_vocab(&probe);
+		scorer s;
+		memset(&s, 0, sizeof s);
+		perf_load(&s.pm, opt.models[mi]);
+		tok_vocab *v = perf_vocab(&s.pm);
 		/* tokenize everything first: the longest sequence sizes the cache */
 		mc_seq **seqs = slm_xcalloc((size_t)nq, sizeof *seqs);
 		int max_len = 1;
@@ -540,13 +545,9 @@ int mc_main(void)
 			}
 		}
 		tok_vocab_free(v);
-		int n_vocab = probe.m.n_vocab;
-		perf_unload(&probe);
 		int max_batch = opt.batch;
-		int mr = rows_cap(n_vocab, max_batch);
-		scorer s;
-		memset(&s, 0, sizeof s);
-		scorer_open(&s, opt.models[mi], pool, max_choices, max_len, max_batch, mr);
+		scorer_alloc(&s, pool, max_choices, max_len, max_batch);
+		int n_vocab = s.n_vocab;
 		slm_entry *ent = slm_xmalloc((size_t)max_choices * (size_t)max_len * sizeof *ent);
 		double *score = slm_xmalloc((size_t)max_choices * sizeof *score);
 		double *norm = slm_xmalloc((size_t)max_choices * sizeof *norm);
@@ -564,7 +565,7 @@ int mc_main(void)
 				score[k] = 0;
 			}
 			mc_acc a = { seqs[q], score, n_vocab };
-			run_entries(&s, 1, ent, n, max_batch, mr, mc_rows, &a);
+			run_entries(&s, 1, ent, n, max_batch, s.max_rows, mc_rows, &a);
 			json_t *row = json_array();
 			for (int k = 0; k < it->nchoices; k++) {
 				norm[k] = score[k] / (double)(strlen(it->choices[k]) ? strlen(it->choices[k]) : 1);

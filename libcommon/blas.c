@@ -1,0 +1,216 @@
+/*
+ * blas.c - BLIS set-up (the sub-configuration for this CPU) and sgemm on
+ * dequantized weight tiles for the large matrix products.
+ *
+ * Sub-configuration: BLIS reads BLIS_ARCH_TYPE once, at initialisation, as
+ * a numeric arch_t id (ids differ between versions; bli_arch_string names
+ * them). Debian's BLIS 0.9.0 detects only the CPUs it knows and falls back
+ * to 'generic' (about 4x slower) on newer ones such as Zen 5, so the id is
+ * chosen here from what the CPU supports and set before the first BLIS call.
+ * Measured single-thread sgemm 512x2048x2048 (CPU time, BLIS 0.9.0):
+ *   AMD family 19h model 11h (Zen 4, AVX-512 on 256-bit units):
+ *     zen3 99, zen2 99, zen 99, haswell 97, skx 94, generic 32 GFLOP/s
+ *   Zen 5 (family 1Ah, full-width AVX-512; NOTES.md): skx about 4x generic
+ * hence skx wherever AVX-512 runs at full width, the AMD configurations by
+ * family otherwise, haswell for other AVX2+FMA CPUs.
+ */
+#include "blas.h"
+
+#include <blis.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kern/kern.h"
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
+#endif
+
+/* Rows of a dequantized tile: BLIS packs the activations again for every
+ * call, so a tile must be tall enough to amortise that (see the measures
+ * in tests/unit-blas.c -b); TILE_FLOATS bounds its size. */
+#define TILE_FLOATS (1u << 20)
+#define TILE_MIN_ROWS 64
+
+static pthread_once_t once = PTHREAD_ONCE_INIT;
+static int setup_rc;
+static char setup_desc[160];
+static rntm_t rntm1;    /* one BLIS thread per call */
+
+/* The sub-configuration for this CPU, and why; NULL: leave it to BLIS. */
+static const char *want_arch(char *why, size_t whylen)
+{
+	snprintf(why, whylen, "BLIS's own choice");
+#if defined(__x86_64__) || defined(__i386__)
+	__builtin_cpu_init();
+	unsigned a, b, c, d, family = 0, model = 0;
+	if (__get_cpuid(1, &a, &b, &c, &d)) {
+		family = (a >> 8) & 0xf;
+		model = (a >> 4) & 0xf;
+		if (family == 0xf)
+			family += (a >> 20) & 0xff;
+		if (family >= 0x6)
+			model |= ((a >> 16) & 0xf) << 4;
+	}
+	int amd = __builtin_cpu_is("amd");
+	int avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+		     __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq");
+	int avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+	/* Zen 4 (family 19h) executes 512-bit operations in two halves: its
+	 * AVX2 kernels are as fast as skx's */
+	if (avx512 && !(amd && family <= 0x19)) {
+		snprintf(why, whylen, "AVX-512");
+		return "skx";
+	}
+	if (avx2 && amd) {
+		snprintf(why, whylen, "AMD family %xh model %xh, AVX2", family, model);
+		if (family >= 0x19)
+			return "zen3";
+		if (family == 0x17)
+			return model >= 0x30 ? "zen2" : "zen";
+	}
+	if (avx2) {
+		snprintf(why, whylen, "AVX2+FMA");
+		return "haswell";
+	}
+#else
+	(void)whylen;
+#endif
+	return NULL;
+}
+
+/* Whether this BLIS build has a sub-configuration (asking for a missing
+ * one aborts inside BLIS). The header lists those of its library. */
+static int arch_built(const char *name)
+{
+	static const char *const built[] = {
+#ifdef BLIS_CONFIG_SKX
+		"skx",
+#endif
+#ifdef BLIS_CONFIG_ZEN3
+		"zen3",
+#endif
+#ifdef BLIS_CONFIG_ZEN2
+		"zen2",
+#endif
+#ifdef BLIS_CONFIG_ZEN
+		"zen",
+#endif
+#ifdef BLIS_CONFIG_HASWELL
+		"haswell",
+#endif
+		NULL
+	};
+	for (int i = 0; built[i]; i++)
+		if (!strcmp(built[i], name))
+			return 1;
+	return 0;
+}
+
+static void setup_once(void)
+{
+	char why[96];
+	const char *want = want_arch(why, sizeof why);
+	const char *how;
+	if (getenv("BLIS_ARCH_TYPE")) {
+		want = NULL;
+		how = "BLIS_ARCH_TYPE from the environment";
+	} else if (want && !arch_built(want)) {
+		snprintf(why + strlen(why), sizeof why - strlen(why),
+			 "; %s not in this BLIS build", want);
+		want = NULL;
+		how = why;
+	} else {
+		how = why;
+	}
+	int id = -1;
+	if (want) {
+		for (int i = 0; i < BLIS_NUM_ARCHS; i++)
+			if (!strcmp(bli_arch_string((arch_t)i), want))
+				id = i;
+		if (id >= 0) {
+			char v[16];
+			snprintf(v, sizeof v, "%d", id);
+			setenv("BLIS_ARCH_TYPE", v, 1);
+		}
+	}
+	bli_init();
+	arch_t got = bli_arch_query_id();
+	bli_rntm_init(&rntm1);
+	bli_rntm_set_num_threads(1, &rntm1);
+	if (id >= 0 && (int)got != id) {
+		setup_rc = -1;
+		snprintf(setup_desc, sizeof setup_desc,
+			 "blis %s %s (asked for %s: %s)", bli_info_get_version_str(),
+			 bli_arch_string(got), want, how);
+	} else {
+		snprintf(setup_desc, sizeof setup_desc, "blis %s %s (%s%s)",
+			 bli_info_get_version_str(), bli_arch_string(got),
+			 id >= 0 ? "set by slm: " : "", how);
+	}
+}
+
+int blas_setup(int verbose, char *desc, size_t desclen)
+{
+	pthread_once(&once, setup_once);
+	if (desc && desclen)
+		snprintf(desc, desclen, "%s", setup_desc);
+	if (verbose)
+		fprintf(stderr, "slm: %s\n", setup_desc);
+	return setup_rc;
+}
+
+static int64_t tile_rows(int64_t n)
+{
+	int64_t rows = (int64_t)TILE_FLOATS / (n > 0 ? n : 1);
+	if (rows < TILE_MIN_ROWS)
+		rows = TILE_MIN_ROWS;
+	return rows / 16 * 16;
+}
+
+size_t blas_scratch_floats(int64_t n)
+{
+	return (size_t)(tile_rows(n) * n);
+}
+
+/* Y (B x nr, row stride ldy) = X (B x n, row stride ldx) T^T, T nr x n
+ * row-major: T^T is column-major n x nr. */
+static void sgemm_xt(const float *X, int64_t ldx, int B, const float *T, int64_t n,
+		     int64_t nr, float *Y, int64_t ldy)
+{
+	float one = 1.0f, zero = 0.0f;
+	bli_sgemm_ex(BLIS_NO_TRANSPOSE, BLIS_NO_TRANSPOSE, B, nr, n, &one, (float *)X, ldx,
+		     1, (float *)T, 1, n, &zero, Y, ldy, 1, NULL, &rntm1);
+}
+
+void blas_gemm_rows(const slm_tensor *w, const float *X, int64_t ldx, int B,
+		    float *Y, int64_t ldy, int64_t r0, int64_t r1,
+		    float *scratch, size_t scratch_floats)
+{
+	const slm_dtype *dt = w->dtype;
+	int64_t n = (int64_t)w->ne[0];
+	size_t rb = (size_t)(n / dt->block_elems) * dt->block_bytes;
+	const uint8_t *W = w->data;
+	if (r1 <= r0 || B <= 0)
+		return;
+	pthread_once(&once, setup_once);
+	if (!strcmp(dt->name, "f32")) {
+		sgemm_xt(X, ldx, B, (const float *)(W + (size_t)r0 * rb), n, r1 - r0, Y, ldy);
+		return;
+	}
+	int64_t tr = (int64_t)scratch_floats / n;
+	if (tr > 16)
+		tr = tr / 16 * 16;
+	if (tr < 1) {
+		fprintf(stderr, "slm: blas_gemm_rows: scratch of %zu floats < one row of %lld\n",
+			scratch_floats, (long long)n);
+		abort();
+	}
+	for (int64_t r = r0; r < r1; r += tr) {
+		int64_t nr = r1 - r < tr ? r1 - r : tr;
+		kern_dequant(dt, W + (size_t)r * rb, scratch, nr * n);
+		sgemm_xt(X, ldx, B, scratch, n, nr, Y + (r - r0), ldy);
+	}
+}

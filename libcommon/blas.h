@@ -1,0 +1,40 @@
+/*
+ * blas.h - BLIS for the matrix-matrix products of the forward pass (prompt
+ * processing, large batches): the BLIS sub-configuration chosen for the
+ * CPU at start-up, and products of weight row ranges with f32 activations
+ * computed by sgemm on dequantized row tiles.
+ *
+ * BLIS never starts threads of its own here: each pool thread calls it on
+ * its own rows with one BLIS thread, so BLIS runs inside the pool's budget.
+ */
+#ifndef SLM_BLAS_H
+#define SLM_BLAS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "bundle.h"
+
+/* Choose BLIS's sub-configuration from the CPU (unless BLIS_ARCH_TYPE is
+ * set), initialise BLIS and check its choice. Call before any other BLIS
+ * call; later calls only return the result of the first. desc (may be
+ * NULL) receives a description for --verbose, e.g. "blis 0.9.0 zen3
+ * (set by slm: AMD family 19h)". verbose: also print it on stderr.
+ * Returns 0, or -1 if BLIS runs a sub-configuration other than the one
+ * asked for (it still works, possibly slower). Thread-safe. */
+int blas_setup(int verbose, char *desc, size_t desclen);
+
+/* Floats of scratch blas_gemm_rows needs (per thread) for rows of n
+ * elements: a tile of rows of dequantized weights. */
+size_t blas_scratch_floats(int64_t n);
+
+/* Y[b * ldy + (r - r0)] = dot(row r of w, X + b * ldx) for r in [r0, r1),
+ * b < B: single-threaded sgemm (call from several threads on disjoint row
+ * ranges). X holds B rows of w->ne[0] floats. Weights other than f32 are
+ * dequantized into scratch (at least blas_scratch_floats(w->ne[0]) floats,
+ * any alignment; 64 bytes is best) a tile of rows at a time. */
+void blas_gemm_rows(const slm_tensor *w, const float *X, int64_t ldx, int B,
+		    float *Y, int64_t ldy, int64_t r0, int64_t r1,
+		    float *scratch, size_t scratch_floats);
+
+#endif
