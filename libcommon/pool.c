@@ -17,6 +17,13 @@
 
 #define SPIN_ITERS 200000
 
+static inline void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	__builtin_ia32_pause();
+#endif
+}
+
 typedef struct worker {
 	struct slm_pool *p;
 	int ith;
@@ -67,9 +74,12 @@ static void *worker_main(void *arg)
 		while ((g = atomic_load_explicit(&p->gen, memory_order_acquire)) == seen &&
 		       !atomic_load(&p->quit)) {
 			if (++spins < SPIN_ITERS) {
-#if defined(__x86_64__) || defined(__i386__)
-				__builtin_ia32_pause();
-#endif
+				/* give the core away now and then: on a busy machine
+				 * the thread we wait for may need it */
+				if ((spins & 1023) == 0)
+					sched_yield();
+				else
+					cpu_relax();
 				continue;
 			}
 			pthread_mutex_lock(&p->mu);
@@ -168,10 +178,11 @@ void pool_run(slm_pool *p, pool_fn fn, void *arg)
 	struct timespec t0, t1;
 	if (p->wait_ns)
 		clock_gettime(CLOCK_MONOTONIC, &t0);
-	while (atomic_load_explicit(&p->pending, memory_order_acquire) > 0) {
-#if defined(__x86_64__) || defined(__i386__)
-		__builtin_ia32_pause();
-#endif
+	for (unsigned spins = 1; atomic_load_explicit(&p->pending, memory_order_acquire) > 0; spins++) {
+		if ((spins & 255) == 0)
+			sched_yield();
+		else
+			cpu_relax();
 	}
 	if (p->wait_ns) {
 		clock_gettime(CLOCK_MONOTONIC, &t1);
