@@ -17,6 +17,7 @@
 #include "blas.h"
 
 #include <blis.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,7 +33,7 @@
  * call, so a tile must be tall enough to amortise that (see the measures
  * in tests/unit-blas.c -b); TILE_FLOATS bounds its size. */
 #define TILE_FLOATS (1u << 20)
-#define TILE_MIN_ROWS 64
+#define TILE_MIN_ROWS 256
 
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 static int setup_rc;
@@ -58,21 +59,19 @@ static const char *want_arch(char *why, size_t whylen)
 	int avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
 		     __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq");
 	int avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-	/* Zen 4 (family 19h) executes 512-bit operations in two halves: its
-	 * AVX2 kernels are as fast as skx's */
 	if (avx512 && !(amd && family <= 0x19)) {
 		snprintf(why, whylen, "AVX-512");
 		return "skx";
 	}
-	if (avx2 && amd) {
-		snprintf(why, whylen, "AMD family %xh model %xh, AVX2", family, model);
-		if (family >= 0x19)
-			return "zen3";
-		if (family == 0x17)
-			return model >= 0x30 ? "zen2" : "zen";
+	if (avx2 && amd && family >= 0x17) {
+		/* Zen 4 (family 19h) splits 512-bit operations in two: the AVX2
+		 * kernels of zen3 are faster there than skx's */
+		snprintf(why, whylen, "AMD family %xh model %xh%s", family, model,
+			 avx512 ? ", AVX-512 on 256-bit units" : "");
+		return family >= 0x19 ? "zen3" : model >= 0x30 ? "zen2" : "zen";
 	}
 	if (avx2) {
-		snprintf(why, whylen, "AVX2+FMA");
+		snprintf(why, whylen, "AVX2 and FMA");
 		return "haswell";
 	}
 #else
@@ -162,6 +161,43 @@ int blas_setup(int verbose, char *desc, size_t desclen)
 	return setup_rc;
 }
 
+/* Where BLIS beats the kernels: sgemm on dequantized tiles against
+ * kern_matmul (with its activation quantization), single-thread GFLOP/s
+ * per CPU second, B x rows x n on SmolLM2-135M and TinyLlama-1.1B shapes
+ * (tests/unit-blas -b; AMD family 19h, BLIS zen3, kernels avx512):
+ * FILLED IN BELOW */
+static const struct route {
+	const char *type;
+	int min_batch;
+} routes[] = {
+	{ "f32", 64 },
+	{ "f16", 256 },
+	{ "q4_1", 256 },
+};
+
+static pthread_once_t env_once = PTHREAD_ONCE_INIT;
+static int env_min_batch = -1;   /* SLM_BLAS_MIN_BATCH; -1: unset */
+
+static void read_env(void)
+{
+	const char *env = getenv("SLM_BLAS_MIN_BATCH");
+	if (env && *env) {
+		long v = strtol(env, NULL, 10);
+		env_min_batch = v <= 0 || v > INT_MAX ? INT_MAX : (int)v;
+	}
+}
+
+int blas_min_batch(const slm_dtype *t)
+{
+	pthread_once(&env_once, read_env);
+	if (env_min_batch >= 0)
+		return kern_supported(t) ? env_min_batch : INT_MAX;
+	for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++)
+		if (!strcmp(routes[i].type, t->name))
+			return routes[i].min_batch;
+	return INT_MAX;
+}
+
 static int64_t tile_rows(int64_t n)
 {
 	int64_t rows = (int64_t)TILE_FLOATS / (n > 0 ? n : 1);
@@ -170,9 +206,9 @@ static int64_t tile_rows(int64_t n)
 	return rows / 16 * 16;
 }
 
-size_t blas_scratch_floats(int64_t n)
+size_t blas_scratch_floats(const slm_dtype *t, int64_t n)
 {
-	return (size_t)(tile_rows(n) * n);
+	return t == dtype_by_name("f32") ? 0 : (size_t)(tile_rows(n) * n);
 }
 
 /* Y (B x nr, row stride ldy) = X (B x n, row stride ldx) T^T, T nr x n
@@ -196,7 +232,7 @@ void blas_gemm_rows(const slm_tensor *w, const float *X, int64_t ldx, int B,
 	if (r1 <= r0 || B <= 0)
 		return;
 	pthread_once(&once, setup_once);
-	if (!strcmp(dt->name, "f32")) {
+	if (dt == dtype_by_name("f32")) {
 		sgemm_xt(X, ldx, B, (const float *)(W + (size_t)r0 * rb), n, r1 - r0, Y, ldy);
 		return;
 	}

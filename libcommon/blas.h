@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #include "bundle.h"
+#include "dtype.h"
 
 /* Choose BLIS's sub-configuration from the CPU (unless BLIS_ARCH_TYPE is
  * set), initialise BLIS and check its choice. Call before any other BLIS
@@ -24,15 +25,23 @@
  * asked for (it still works, possibly slower). Thread-safe. */
 int blas_setup(int verbose, char *desc, size_t desclen);
 
+/* Smallest batch (activation rows) from which products with weights of
+ * type t are faster through blas_gemm_rows than through the kernels'
+ * kern_matmul; INT_MAX: never (see the table in blas.c).
+ * SLM_BLAS_MIN_BATCH=N in the environment sets N for every type with
+ * kernels (0: never), for experiments and tests. */
+int blas_min_batch(const slm_dtype *t);
+
 /* Floats of scratch blas_gemm_rows needs (per thread) for rows of n
- * elements: a tile of rows of dequantized weights. */
-size_t blas_scratch_floats(int64_t n);
+ * elements of type t: a tile of dequantized rows (0 for f32). */
+size_t blas_scratch_floats(const slm_dtype *t, int64_t n);
 
 /* Y[b * ldy + (r - r0)] = dot(row r of w, X + b * ldx) for r in [r0, r1),
  * b < B: single-threaded sgemm (call from several threads on disjoint row
  * ranges). X holds B rows of w->ne[0] floats. Weights other than f32 are
- * dequantized into scratch (at least blas_scratch_floats(w->ne[0]) floats,
- * any alignment; 64 bytes is best) a tile of rows at a time. */
+ * dequantized into scratch (at least one row; blas_scratch_floats() is
+ * the size that keeps BLIS efficient; 64-byte aligned is best) a tile of
+ * rows at a time. */
 void blas_gemm_rows(const slm_tensor *w, const float *X, int64_t ldx, int B,
 		    float *Y, int64_t ldy, int64_t r0, int64_t r1,
 		    float *scratch, size_t scratch_floats);

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "blas.h"
 #include "kern/kern.h"
 
 const char *const prof_names[PROF_N] = { "embedding", "norms", "matmul", "attention",
@@ -378,6 +379,8 @@ struct slm_ctx {
 	int q_dim, kv_dim, qkv_dim, ff_dim;
 	uint8_t *act;          /* quantized activations */
 	size_t act_cap;
+	float **blas_scratch;  /* [nthreads][blas_floats]: dequantized tiles */
+	size_t blas_floats;
 	float *scores;         /* [nthreads][n_ctx] */
 	float *rope_cs;        /* cos/sin table for one position */
 	slm_profile *prof;
@@ -428,6 +431,27 @@ slm_ctx *ctx_new(const slm_model *m, slm_kv *kv, slm_pool *pool, int max_batch)
 	c->act = aligned_alloc(64, (c->act_cap + 63) / 64 * 64 + 64);
 	if (!c->act)
 		slm_die(EX_OSERR, "out of memory for activations");
+	/* BLIS tiles: for the weights whose batches of max_batch go to BLIS */
+	int nth = pool_size(pool), any_blas = 0;
+	for (size_t i = 0; i < bundle_n_tensors(m->b); i++) {
+		const slm_tensor *t = bundle_tensor_at(m->b, i);
+		if (t->ndim == 2 && kern_supported(t->dtype) &&
+		    t->ne[0] % t->dtype->block_elems == 0 && max_batch >= blas_min_batch(t->dtype)) {
+			size_t f = blas_scratch_floats(t->dtype, (int64_t)t->ne[0]);
+			if (f > c->blas_floats)
+				c->blas_floats = f;
+			any_blas = 1;
+		}
+	}
+	if (any_blas) {
+		blas_setup(0, NULL, 0);
+		c->blas_scratch = slm_xcalloc((size_t)nth, sizeof *c->blas_scratch);
+		for (int t = 0; t < nth && c->blas_floats; t++) {
+			c->blas_scratch[t] = aligned_alloc(64, c->blas_floats * sizeof(float));
+			if (!c->blas_scratch[t])
+				slm_die(EX_OSERR, "out of memory for BLIS tiles");
+		}
+	}
 	return c;
 }
 
@@ -471,6 +495,9 @@ void ctx_free(slm_ctx *c)
 	free(c->scores);
 	free(c->rope_cs);
 	free(c->act);
+	for (int t = 0; c->blas_scratch && t < pool_size(c->pool); t++)
+		free(c->blas_scratch[t]);
+	free(c->blas_scratch);
 	free(c);
 }
 
@@ -533,26 +560,58 @@ typedef struct mm_job {
 	float *y[MAX_MM];      /* y[b * ldy + r] */
 	int64_t ldy[MAX_MM];
 	int nw;
-	const void *act;
 	int B;
+	const void *act;       /* quantized activations (kernels) */
+	size_t act_bytes;      /* per activation */
+	const float *x;        /* f32 activations, ldx apart (BLIS) */
+	int64_t ldx;
+	int blas;              /* BLIS sgemm on dequantized tiles */
+	float *const *scratch; /* per thread, scratch_floats each */
+	size_t scratch_floats;
 } mm_job;
+
+/* kern_matmul reads its rows once per 4 activations: rows in tiles of
+ * this many weight bytes stay in L2 while all activations pass (2x on
+ * matrices larger than the caches at batch 16 and more; tests/unit-blas -b) */
+#define MM_TILE_BYTES (256 << 10)
 
 static void mm_worker(void *arg, int ith, int nth)
 {
 	mm_job *j = arg;
 	for (int i = 0; i < j->nw; i++) {
 		const slm_tensor *w = j->w[i];
+		int64_t n = (int64_t)w->ne[0];
 		long r0, r1;
 		pool_split((long)w->ne[1], ith, nth, &r0, &r1);
 		if (r1 <= r0)
 			continue;
-		if (j->B == 1)
-			kern_matvec(w->dtype, w->data, (int64_t)w->ne[0], j->act, j->y[i] + r0,
-				    r0, r1);
-		else
-			kern_matmul(w->dtype, w->data, (int64_t)w->ne[0], j->act, j->B,
-				    j->y[i] + r0, j->ldy[i], r0, r1);
+		if (j->blas) {
+			blas_gemm_rows(w, j->x, j->ldx, j->B, j->y[i] + r0, j->ldy[i], r0, r1,
+				       j->scratch[ith], j->scratch_floats);
+		} else if (j->B == 1) {
+			kern_matvec(w->dtype, w->data, n, j->act, j->y[i] + r0, r0, r1);
+		} else {
+			size_t rb = (size_t)(n / w->dtype->block_elems) * w->dtype->block_bytes;
+			long tr = (long)(MM_TILE_BYTES / rb) & ~1L;
+			if (tr < 2)
+				tr = 2;
+			for (long r = r0; r < r1; r += tr)
+				kern_matmul(w->dtype, w->data, n, j->act, j->B, j->y[i] + r,
+					    j->ldy[i], r, r + tr < r1 ? r + tr : r1);
+		}
 	}
+}
+
+/* Quantize the activations, a share of the rows per thread. */
+static void quant_worker(void *arg, int ith, int nth)
+{
+	mm_job *j = arg;
+	const slm_dtype *dt = j->w[0]->dtype;
+	long b0, b1;
+	pool_split(j->B, ith, nth, &b0, &b1);
+	for (long b = b0; b < b1; b++)
+		kern_quant_act(dt, j->x + (size_t)b * (size_t)j->ldx,
+			       (uint8_t *)j->act + (size_t)b * j->act_bytes, (int64_t)j->w[0]->ne[0]);
 }
 
 /* y_i = W_i x for nw weights of one input (B rows of length n, stride
@@ -562,17 +621,25 @@ static void matmul_multi(slm_ctx *c, const slm_tensor *const *w, float *const *y
 {
 	const slm_dtype *dt = w[0]->dtype;
 	int64_t n = (int64_t)w[0]->ne[0];
-	size_t ab = kern_act_bytes(dt, n);
 	if (c->hook)
 		for (int i = 0; i < nw; i++)
 			c->hook(c->hook_arg, w[i], x, ldx, B);
-	for (int b = 0; b < B; b++)
-		kern_quant_act(dt, x + (size_t)b * (size_t)ldx, c->act + (size_t)b * ab, n);
-	mm_job j = { .nw = nw, .act = c->act, .B = B };
+	mm_job j = { .nw = nw, .B = B, .act = c->act, .act_bytes = kern_act_bytes(dt, n),
+		     .x = x, .ldx = ldx, .scratch = c->blas_scratch,
+		     .scratch_floats = c->blas_floats };
 	for (int i = 0; i < nw; i++) {
 		j.w[i] = w[i];
 		j.y[i] = y[i];
 		j.ldy[i] = ldy[i];
+	}
+	/* BLIS takes the f32 input as it is; the kernels take it quantized */
+	j.blas = c->blas_scratch && B >= blas_min_batch(dt) &&
+		 (c->blas_floats >= (size_t)n || dt == dtype_by_name("f32"));
+	if (!j.blas) {
+		if (B >= 32)
+			pool_run(c->pool, quant_worker, &j);
+		else
+			quant_worker(&j, 0, 1);
 	}
 	pool_run(c->pool, mm_worker, &j);
 	if (c->prof) {

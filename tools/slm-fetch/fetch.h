@@ -85,6 +85,11 @@ typedef struct http_resp {
 	int64_t size;                     /* X-Linked-Size, else Content-Length, else -1 */
 } http_resp;
 
+/* Percent-encode s for a URL's path (keeping '/' if keep_slash), and
+ * decode n bytes of one; both malloc'd. */
+char *http_quote(const char *s, int keep_slash);
+char *http_unquote(const char *s, size_t n);
+
 http *http_new(const http_opts *o);
 void http_free(http *h);
 void http_resp_free(http_resp *r);
@@ -94,8 +99,9 @@ void http_resp_free(http_resp *r);
  * is returned in r for the caller to judge. */
 int http_get(http *h, const char *url, http_resp *r, slm_err *err);
 
-/* HEAD url, following redirects within its origin only (as huggingface_hub
- * does, to read the Hub's headers rather than a CDN's). */
+/* HEAD url, following only relative redirects (as huggingface_hub does, to
+ * read the Hub's headers rather than a CDN's); r->location is set for a
+ * redirect not followed. */
 int http_head(http *h, const char *url, http_resp *r, slm_err *err);
 
 /* GET url into path, resuming from what path already holds with a Range

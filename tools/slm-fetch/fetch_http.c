@@ -29,7 +29,6 @@ struct http {
 	/* the progress bar of the download under way */
 	const char *label;
 	int64_t total;       /* expected size, -1 if unknown */
-	int64_t base;        /* bytes in the file when the current request began */
 	int64_t start_bytes; /* bytes in the file when the download began */
 	struct timespec t0, last;
 	int bar_shown;
@@ -86,14 +85,6 @@ static int same_origin(const char *a_url, const char *origin)
 	return same;
 }
 
-static int same_origin_urls(const char *a, const char *b)
-{
-	char *o = origin_of(a);
-	int same = same_origin(b, o);
-	free(o);
-	return same;
-}
-
 /* For logs and messages: the URL without its query (CDN URLs carry long
  * signatures there). */
 static void log_request(http *h, const char *method, const char *url, long status)
@@ -106,6 +97,55 @@ static void log_request(http *h, const char *method, const char *url, long statu
 	else
 		fprintf(stderr, "%s: %s %.*s: %s\n", slm_progname, method, (int)n, url,
 			h->errbuf[0] ? h->errbuf : "failed");
+}
+
+/* ---- URLs ---- */
+
+/* Percent-encode s for a URL path; keep '/' if keep_slash. */
+char *http_quote(const char *s, int keep_slash)
+{
+	static const char hx[] = "0123456789ABCDEF";
+	char *o = slm_xmalloc(3 * strlen(s) + 1), *p = o;
+	for (const unsigned char *c = (const unsigned char *)s; *c; c++) {
+		if ((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') ||
+		    *c == '-' || *c == '.' || *c == '_' || *c == '~' || (keep_slash && *c == '/')) {
+			*p++ = (char)*c;
+		} else {
+			*p++ = '%';
+			*p++ = hx[*c >> 4];
+			*p++ = hx[*c & 15];
+		}
+	}
+	*p = 0;
+	return o;
+}
+
+static int hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+char *http_unquote(const char *s, size_t n)
+{
+	char *o = slm_xmalloc(n + 1), *p = o;
+	for (size_t i = 0; i < n; i++) {
+		int hi, lo;
+		if (s[i] == '%' && i + 2 < n && (hi = hexval(s[i + 1])) >= 0 &&
+		    (lo = hexval(s[i + 2])) >= 0) {
+			*p++ = (char)(hi * 16 + lo);
+			i += 2;
+		} else {
+			*p++ = s[i];
+		}
+	}
+	*p = 0;
+	return o;
 }
 
 /* ---- progress bar ---- */
@@ -140,10 +180,14 @@ static void draw_bar(http *h, int64_t done, int final)
 	h->last = now;
 	h->bar_shown = 1;
 	double el = since(&h->t0, &now);
-	double rate = el > 0 ? (double)(done - h->start_bytes) / el : 0;
+	/* the first half second says little about the rate */
+	double rate = el > 0 && (el >= 0.5 || final) ? (double)(done - h->start_bytes) / el : 0;
 	char sdone[32], stotal[32], srate[32], eta[16];
 	slm_fmt_size((uint64_t)done, sdone);
-	slm_fmt_size(rate > 0 ? (uint64_t)rate : 0, srate);
+	if (rate > 0)
+		slm_fmt_size((uint64_t)rate, srate);
+	else
+		snprintf(srate, sizeof srate, "-");
 	int cols = term_columns();
 	int lw = cols >= 100 ? 32 : 20;
 	char label[40];
@@ -156,37 +200,43 @@ static void draw_bar(http *h, int64_t done, int final)
 		fprintf(stderr, "\r%-*s %10s %10s/s  done\033[K\n", lw, label, sdone, srate);
 		return;
 	}
-	if (h->total > 0) {
-		slm_fmt_size((uint64_t)h->total, stotal);
-		fmt_eta(rate > 0 ? (double)(h->total - done) / rate : -1, eta);
-		int bw = cols - lw - 56;
-		if (bw < 10)
-			bw = 10;
-		int fill = (int)((double)done / (double)h->total * bw);
-		if (fill > bw)
-			fill = bw;
-		char bar[256];
-		if (bw > (int)sizeof bar - 1)
-			bw = (int)sizeof bar - 1;
-		memset(bar, '#', (size_t)fill);
-		memset(bar + fill, '.', (size_t)(bw - fill));
-		bar[bw] = 0;
-		fprintf(stderr, "\r%-*s %10s / %-10s [%s] %10s/s ETA %s\033[K", lw, label,
-			sdone, stotal, bar, srate, eta);
-	} else {
+	if (h->total <= 0) {
 		fprintf(stderr, "\r%-*s %10s %10s/s\033[K", lw, label, sdone, srate);
+		return;
 	}
+	slm_fmt_size((uint64_t)h->total, stotal);
+	fmt_eta(rate > 0 ? (double)(h->total - done) / rate : -1, eta);
+	char left[96], right[64], bar[128];
+	int ln = snprintf(left, sizeof left, "%-*s %10s / %-10s", lw, label, sdone, stotal);
+	int rn = snprintf(right, sizeof right, "%10s/s ETA %s", srate, eta);
+	/* the bar takes what the terminal has left, less a column for the cursor */
+	int bw = cols - 1 - ln - rn - 4;
+	if (bw > (int)sizeof bar - 1)
+		bw = (int)sizeof bar - 1;
+	if (bw < 5) {
+		fprintf(stderr, "\r%s %s\033[K", left, right);
+		return;
+	}
+	int fill = (int)((double)done / (double)h->total * bw);
+	if (fill > bw)
+		fill = bw;
+	memset(bar, '#', (size_t)fill);
+	memset(bar + fill, '.', (size_t)(bw - fill));
+	bar[bw] = 0;
+	fprintf(stderr, "\r%s [%s] %s\033[K", left, bar, right);
 }
 
 static int on_progress(void *arg, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
 		       curl_off_t ulnow)
 {
-	(void)dltotal;
 	(void)ultotal;
 	(void)ulnow;
 	xfer *x = arg;
-	if (x->to_file)
-		draw_bar(x->h, x->offset + (int64_t)dlnow, 0);
+	if (!x->to_file)
+		return 0;
+	if (x->h->total <= 0 && dltotal > 0) /* a URL: the size comes with the answer */
+		x->h->total = x->offset + (int64_t)dltotal;
+	draw_bar(x->h, x->offset + (int64_t)dlnow, 0);
 	return 0;
 }
 
@@ -294,6 +344,16 @@ static char *etag_value(CURL *c, const char *name)
 	return v;
 }
 
+/* A Location header without scheme and host: a move within the site (a
+ * renamed repository), not a hand-over to a CDN. */
+static int relative_location(CURL *c)
+{
+	struct curl_header *hd;
+	if (curl_easy_header(c, "Location", 0, CURLH_HEADER, -1, &hd) != CURLHE_OK)
+		return 0;
+	return !strstr(hd->value, "://") && strncmp(hd->value, "//", 2);
+}
+
 static CURLcode perform(http *h, int head, const char *url, xfer *x)
 {
 	CURL *c = h->c;
@@ -393,7 +453,6 @@ static int attempt(http *h, int mode, const char *url0, int fd, http_resp *r, in
 				return slm_seterr(err, EX_IOERR, "%s", strerror(errno));
 			}
 			x.offset = st.st_size;
-			h->base = x.offset;
 		}
 		CURLcode rc = perform(h, mode == M_HEAD, url, &x);
 		long status = 0;
@@ -428,8 +487,7 @@ static int attempt(http *h, int mode, const char *url0, int fd, http_resp *r, in
 			if (loc && (!strncasecmp(loc, "http://", 7) || !strncasecmp(loc, "https://", 8)))
 				next = slm_xstrdup(loc);
 		}
-		if (next && hop < MAX_REDIRECTS &&
-		    !(mode == M_HEAD && !same_origin_urls(url, next))) {
+		if (next && hop < MAX_REDIRECTS && (mode != M_HEAD || relative_location(h->c))) {
 			free(x.mem);
 			free(url);
 			url = next;
@@ -457,8 +515,9 @@ static int attempt(http *h, int mode, const char *url0, int fd, http_resp *r, in
 			r->size = strtoll(sz, NULL, 10);
 		free(sz);
 		curl_off_t cl = -1;
-		if (r->size < 0 && curl_easy_getinfo(h->c, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T,
-						     &cl) == CURLE_OK && cl >= 0)
+		if (r->size < 0 && status == 200 &&
+		    curl_easy_getinfo(h->c, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &cl) == CURLE_OK &&
+		    cl >= 0)
 			r->size = (int64_t)cl;
 		if (mode == M_DOWNLOAD && status == 206) {
 			int64_t start, total;

@@ -81,53 +81,6 @@ static int valid_blob(const char *s)
 	return 1;
 }
 
-/* Percent-encode s for a URL path; keep '/' if keep_slash. */
-static char *url_quote(const char *s, int keep_slash)
-{
-	static const char hx[] = "0123456789ABCDEF";
-	char *o = slm_xmalloc(3 * strlen(s) + 1), *p = o;
-	for (const unsigned char *c = (const unsigned char *)s; *c; c++) {
-		if ((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') ||
-		    *c == '-' || *c == '.' || *c == '_' || *c == '~' || (keep_slash && *c == '/')) {
-			*p++ = (char)*c;
-		} else {
-			*p++ = '%';
-			*p++ = hx[*c >> 4];
-			*p++ = hx[*c & 15];
-		}
-	}
-	*p = 0;
-	return o;
-}
-
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
-static char *url_unquote(const char *s, size_t n)
-{
-	char *o = slm_xmalloc(n + 1), *p = o;
-	for (size_t i = 0; i < n; i++) {
-		int hi, lo;
-		if (s[i] == '%' && i + 2 < n && (hi = hexval(s[i + 1])) >= 0 &&
-		    (lo = hexval(s[i + 2])) >= 0) {
-			*p++ = (char)(hi * 16 + lo);
-			i += 2;
-		} else {
-			*p++ = s[i];
-		}
-	}
-	*p = 0;
-	return o;
-}
-
 static char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static char *xasprintf(const char *fmt, ...)
 {
@@ -198,8 +151,8 @@ int hub_open_url(hub *hb, const char *url, char **file, slm_err *err)
 	size_t repo_len = (size_t)(part[k] - p) - 1;
 	if (!valid_repo(p, repo_len))
 		return 0;
-	char *rev = url_unquote(part[k + 1], len[k + 1]);
-	*file = url_unquote(fstart, (size_t)(end - fstart));
+	char *rev = http_unquote(part[k + 1], len[k + 1]);
+	*file = http_unquote(fstart, (size_t)(end - fstart));
 	if (!valid_rev(rev) || !fetch_safe_name(*file)) {
 		slm_seterr(err, EX_USAGE, "%s: bad revision or file name in the URL", url);
 		free(rev);
@@ -342,7 +295,7 @@ int hub_list(hub *hb, fetch_list *l, slm_err *err)
 {
 	if (hb->offline)
 		return list_cache(hb, l, err);
-	char *rev = url_quote(hb->rev, 0);
+	char *rev = http_quote(hb->rev, 0);
 	char *url = xasprintf("%s/api/models/%s/revision/%s?blobs=true", hb->endpoint,
 			      hb->repo, rev);
 	free(rev);
@@ -567,7 +520,7 @@ int hub_get(hub *hb, fetch_file *f, slm_err *err)
 {
 	if (f->path)
 		return 0; /* offline: the snapshot's file; or fetched already */
-	char *name = url_quote(f->name, 1);
+	char *name = http_quote(f->name, 1);
 	char *url = xasprintf("%s/%s/resolve/%s/%s", hb->endpoint, hb->repo, hb->commit, name);
 	free(name);
 	char *where = NULL;

@@ -382,17 +382,8 @@ static char *url_file_name(const char *url)
 	for (const char *c = p; c < end; c++)
 		if (*c == '/')
 			slash = c;
-	char *name = slm_xmalloc(n + 1), *o = name;
-	for (const char *c = slash ? slash + 1 : end; c < end; c++) {
-		unsigned hi, lo;
-		if (*c == '%' && end - c > 2 && sscanf(c + 1, "%1x%1x", &hi, &lo) == 2) {
-			*o++ = (char)(hi * 16 + lo);
-			c += 2;
-		} else {
-			*o++ = *c;
-		}
-	}
-	*o = 0;
+	const char *base = slash ? slash + 1 : end;
+	char *name = http_unquote(base, (size_t)(end - base));
 	if (!fetch_safe_name(name) || strchr(name, '/')) {
 		free(name);
 		name = slm_xstrdup("download");
@@ -446,19 +437,7 @@ static char *file_url_path(const char *url)
 		p += 9;
 	if (*p != '/')
 		slm_die(EX_USAGE, "%s: a file URL needs an absolute path (file:///...)", url);
-	size_t n = strlen(p);
-	char *s = slm_xmalloc(n + 1), *o = s;
-	for (const char *c = p; *c; c++) {
-		unsigned hi, lo;
-		if (*c == '%' && c[1] && c[2] && sscanf(c + 1, "%1x%1x", &hi, &lo) == 2) {
-			*o++ = (char)(hi * 16 + lo);
-			c += 2;
-		} else {
-			*o++ = *c;
-		}
-	}
-	*o = 0;
-	return s;
+	return http_unquote(p, strlen(p));
 }
 
 enum { OPT_VERSION = 256, OPT_INCLUDE, OPT_EXCLUDE };
