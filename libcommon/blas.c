@@ -30,8 +30,9 @@
 #endif
 
 /* Rows of a dequantized tile: BLIS packs the activations again for every
- * call, so a tile must be tall enough to amortise that (see the measures
- * in tests/unit-blas.c -b); TILE_FLOATS bounds its size. */
+ * call, so a tile must be tall enough to amortise that. TILE_FLOATS of 1M
+ * (4 MiB) and at least 256 rows: 1.1B shapes at B=512 ran at 60-87 GFLOP/s
+ * with 256K-float tiles, 90-100 with 1M or 4M (tests/unit-blas -b). */
 #define TILE_FLOATS (1u << 20)
 #define TILE_MIN_ROWS 256
 
@@ -162,17 +163,29 @@ int blas_setup(int verbose, char *desc, size_t desclen)
 }
 
 /* Where BLIS beats the kernels: sgemm on dequantized tiles against
- * kern_matmul (with its activation quantization), single-thread GFLOP/s
- * per CPU second, B x rows x n on SmolLM2-135M and TinyLlama-1.1B shapes
- * (tests/unit-blas -b; AMD family 19h, BLIS zen3, kernels avx512):
- * FILLED IN BELOW */
+ * kern_matmul on row tiles (activation quantization included), GFLOP/s
+ * per CPU second of one thread, B x rows x n on the SmolLM2-135M and
+ * TinyLlama-1.1B shapes (tests/unit-blas -b -B 64,128,256,512; AMD family
+ * 19h, BLIS zen3, kernels avx512; a busy machine: +-10%):
+ *   f32   BLIS 95-100 from B=128 vs kernels 65-90 (1.0-1.4x)
+ *   f16   BLIS 85-100 vs 75-80 from B=256 (0.9-1.25x at 256, 1.2-1.4x at
+ *         512); at B<256 BLIS loses on n=2048 (0.85x)
+ *   q4_1  BLIS 91-101 vs 85-93 at B=512 (1.02-1.15x); at 256 it loses on
+ *         n=2048 (0.8-1.0x)
+ *   q8_0  BLIS 91-101 vs 92-99 at B=512 (0.98-1.07x), loses below: kernels
+ *   q4_0  BLIS 94-103 vs 98-110 at B=512 (0.93-1.0x): kernels
+ *   q4_k  BLIS 87-95 vs 122-135 (0.7x): kernels
+ *   q6_k  BLIS 88-97 vs 114-127 (0.8x): kernels
+ * The int8 kernels do as well as fp32 sgemm here: BLIS pays for the
+ * dequantization and for packing the activations again for every tile.
+ * Other types (bf16, q5_*, q2_k, q3_k, q5_k) were not measured: kernels. */
 static const struct route {
 	const char *type;
 	int min_batch;
 } routes[] = {
-	{ "f32", 64 },
+	{ "f32", 128 },
 	{ "f16", 256 },
-	{ "q4_1", 256 },
+	{ "q4_1", 512 },
 };
 
 static pthread_once_t env_once = PTHREAD_ONCE_INIT;

@@ -24,7 +24,7 @@ float64 numpy forward pass of each tiny model (a third, independent reading
 of the architectures, f32/f16 weights only) is compared with llama.cpp's
 logits too, and its largest difference is reported (not stored).
 
-Usage: scripts/make-gen-golden.py [--numpy] [--only NAME,...] [OUTDIR]
+Usage: scripts/make-gen-golden.py [--numpy] [--only tiny,real,tiny-NAME,...] [OUTDIR]
        (OUTDIR: tests/data/gen; real models come from scripts/fetch-models)
 """
 
@@ -53,26 +53,32 @@ REAL_TEXT = (
     "next, and text flows from left to right. Language models fit this "
     "model surprisingly well, because they read a sequence of tokens and "
     "write another one, token after token, as soon as each is ready.")
-# candidates, tried in order: a prompt is kept when llama.cpp's greedy path
-# is decisive (every step's best logit NEAR ahead of the second: see
-# tests/gen-golden.sh), until N_PROMPTS are kept; the others are kept too,
-# up to N_PROMPTS + 2, for their decisive prefix
-REAL_PROMPTS = [
+# Greedy prompts of the real models. Two logit sets that differ only by
+# rounding (slm and llama.cpp, or two slm kernel variants) differ by up to
+# about 1 on these quantized models (see tests/gen-golden.sh), so a greedy
+# path is only reproducible where every step's best logit is clearly ahead
+# of the second: DECISIVE candidates are kept when llama.cpp's path has every
+# gap >= DECISIVE (the first N_DECISIVE such), NATURAL prompts always (the
+# test compares them up to their first near-tie).
+DECISIVE_PROMPTS = [
+    "1, 2, 3, 4, 5,",
+    "2, 4, 6, 8, 10,",
+    "a, b, c, d, e,",
+    "0x00, 0x01, 0x02, 0x03,",
+    "10, 20, 30, 40,",
+    "1. One\n2. Two\n3. Three\n",
+    "<ul>\n<li>1</li>\n<li>2</li>\n",
+    "100, 99, 98, 97,",
+    "1 2 3 4 5 6 7 8 9 10",
+]
+NATURAL_PROMPTS = [
     "The capital of France is",
     "Once upon a time, in a small village,",
-    "def fibonacci(n):\n",
-    "The three primary colors are",
-    "Water boils at a temperature of",
-    "The first person to walk on the moon was",
-    "To make a cup of tea, you need",
-    "import numpy as np\n",
-    "The largest planet in the solar system is",
-    "Monday, Tuesday, Wednesday,",
-    "1, 2, 3, 4, 5,",
-    "The chemical symbol for gold is",
 ]
-N_PROMPTS = 4
-CHAT_QUESTION = "Why is the sky blue?"
+N_DECISIVE = 4
+# pipeline goldens (SmolLM2, chat template): the question of the README,
+# and one whose greedy answer has a long decisive start
+CHAT_QUESTIONS = ["Why is the sky blue?", "Continue the sequence: 1, 2, 3, 4, 5,"]
 N_GREEDY = 32
 N_PIPELINE = 24
 N_TOP = 20
@@ -117,22 +123,24 @@ def teacher_forced(llm, tokens):
     return np.array(llm.scores[:len(tokens)], dtype=np.float32)
 
 
-def greedy(llm, prompt, n):
-    """(tokens, stop reason, gap of every step)"""
+def greedy(llm, prompt, n, near_margin):
+    """(tokens, stop reason, gap of every step, near-ties of the steps)"""
     llm.reset()
     llm.eval(prompt)
-    out, gp = [], []
+    out, gp, nr = [], [], {}
     stop = "length"
-    for _ in range(n):
+    for step in range(n):
         sc = np.array(llm.scores[llm.n_tokens - 1], dtype=np.float32)
         tok = int(np.argmax(sc))
         out.append(tok)
         gp.append(r6(gaps(sc[None, :])[0]))
+        for k, v in near(sc[None, :], near_margin).items():
+            nr[str(step)] = v
         if is_eog(llm, tok):
             stop = "eos"
             break
         llm.eval([tok])
-    return out, stop, gp
+    return out, stop, gp, nr
 
 
 def gaps(sc):
@@ -311,9 +319,9 @@ def tiny_golden(tm, name, workdir, check_numpy):
     }
     for text in TINY_PROMPTS:
         pt = llm.tokenize(text.encode(), add_bos=False, special=False)
-        cont, stop, gp = greedy(llm, pt, N_GREEDY)
+        cont, stop, gp, nr = greedy(llm, pt, N_GREEDY, NEAR["tiny"])
         g["greedy"].append({"prompt": text, "tokens": pt, "continuation": cont, "stop": stop,
-                            "gap": gp})
+                            "gap": gp, "near": nr})
     if check_numpy:
         ref = numpy_forward(path, toks)
         diff = float(np.abs(ref - sc).max())
@@ -365,34 +373,39 @@ def real_golden(name, path):
         "top": top,
         "greedy": [],
     }
-    kept = decisive = 0
-    for text in REAL_PROMPTS:
+    decisive = 0
+    for text in DECISIVE_PROMPTS + NATURAL_PROMPTS:
+        natural = text in NATURAL_PROMPTS
+        if not natural and decisive >= N_DECISIVE:
+            continue
         pt = llm.tokenize(text.encode(), add_bos=True, special=False)
-        cont, stop, gp = greedy(llm, pt, N_GREEDY)
+        cont, stop, gp, nr = greedy(llm, pt, N_GREEDY, NEAR["real"])
         ok = min(gp) >= DECISIVE
         sys.stderr.write("%s: prompt %r: min gap %.3g%s\n"
                          % (name, text, min(gp), " (decisive)" if ok else ""))
-        if decisive >= N_PROMPTS and kept >= N_PROMPTS + 2:
-            break
-        if not ok and kept - decisive >= 2:
+        if not natural and not ok:
             continue
-        g["greedy"].append({"prompt": text, "tokens": pt, "continuation": cont, "stop": stop,
-                            "gap": gp})
-        kept += 1
         decisive += ok
-    if decisive < N_PROMPTS:
+        g["greedy"].append({"prompt": text, "tokens": pt, "continuation": cont, "stop": stop,
+                            "gap": gp, "near": nr, "decisive": ok})
+    if decisive < N_DECISIVE:
         sys.stderr.write("%s: WARNING: only %d decisive prompts (want %d): add candidates\n"
-                         % (name, decisive, N_PROMPTS))
+                         % (name, decisive, N_DECISIVE))
     sys.stderr.write("%s: %d tokens, min gap %.3g at %d\n"
                      % (name, len(toks), gaps(sc).min(), int(gaps(sc).argmin())))
     if name == "smollm2":
-        chat = render_chat(path, CHAT_QUESTION)
-        ct = llm.tokenize(chat.encode(), add_bos=True, special=True)
-        cont, stop, gp = greedy(llm, ct, N_PIPELINE)
-        text = llm.detokenize(cont, special=False).decode("utf-8", errors="replace")
-        sys.stderr.write("%s: pipeline path: min gap %.3g\n" % (name, min(gp)))
-        g["pipeline"] = {"question": CHAT_QUESTION, "rendered": chat, "tokens": ct,
-                         "continuation": cont, "stop": stop, "gap": gp, "text": text}
+        g["pipeline"] = []
+        for q in CHAT_QUESTIONS:
+            chat = render_chat(path, q)
+            ct = llm.tokenize(chat.encode(), add_bos=True, special=True)
+            cont, stop, gp, nr = greedy(llm, ct, N_PIPELINE, NEAR["real"])
+            det = [llm.detokenize(cont[:k], special=False).decode("utf-8", errors="replace")
+                   for k in range(len(cont) + 1)]
+            sys.stderr.write("%s: pipeline %r: min gap %.3g: %r\n" % (name, q, min(gp), det[-1]))
+            g["pipeline"].append({"question": q, "rendered": chat, "tokens": ct,
+                                  "continuation": cont, "stop": stop, "gap": gp, "near": nr,
+                                  "decisive": min(gp) >= DECISIVE,
+                                  "text": det[-1], "prefix_text": det})
     llm.close()
     return g
 
@@ -410,18 +423,19 @@ def main():
     ap.add_argument("outdir", nargs="?", default=os.path.join(TOP, "tests", "data", "gen"))
     ap.add_argument("--numpy", action="store_true",
                     help="also compare a numpy forward pass of the tiny models")
-    ap.add_argument("--only", default="", help="comma-separated model names")
+    ap.add_argument("--only", default="",
+                    help="comma-separated: tiny, real, tiny-NAME, smollm2, gemma3")
     a = ap.parse_args()
     tm = load_tiny_module()
     only = set(filter(None, a.only.split(",")))
     os.makedirs(a.outdir, exist_ok=True)
     with tempfile.TemporaryDirectory() as wd:
         for name in tm.MODELS:
-            if only and name not in only and "tiny-" + name not in only:
+            if only and "tiny" not in only and "tiny-" + name not in only:
                 continue
             dump(tiny_golden(tm, name, wd, a.numpy), os.path.join(a.outdir, "tiny-%s.json" % name))
     for name in REAL:
-        if only and name not in only:
+        if only and "real" not in only and name not in only:
             continue
         path = subprocess.run(["bash", os.path.join(HERE, "fetch-models"), name],
                               capture_output=True, text=True).stdout.strip()

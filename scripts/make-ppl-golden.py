@@ -24,8 +24,14 @@ computes, exactly as llama.cpp's tools/perplexity/perplexity.cpp does:
 
 Output: {"model", "gguf", "llama_cpp_python", "text", "ctx", "tokens",
 "chunks", "scored", "add_bos", "ppl", "ppl_err", "chunk_nll": [mean nll of
-each window], "mc": {"file", "questions", "acc", "acc_norm", "loglik":
-[[per choice]...]}}.
+each window], "ppl_variants", "spread", "mc": {"file", "questions", "acc",
+"acc_norm", "loglik": [[per choice]...]}}.
+
+"ppl" is llama.cpp's default configuration (f16 KV cache, no flash
+attention). "ppl_variants" is the same perplexity from llama.cpp with flash
+attention and with an f32 KV cache, and "spread" the largest relative
+difference of those from "ppl": how far llama.cpp's figure moves with its
+own rounding choices, the yardstick for an independent implementation.
 
 Made with llama-cpp-python 0.3.36 (pip install llama-cpp-python).
 
@@ -100,7 +106,8 @@ def multiple_choice(llm, path):
         items = [json.loads(line) for line in f if line.strip()]
     for it in items:
         ctx = it.get("question", it.get("ctx"))
-        ctx_enc = llm.tokenize(ctx.encode(), add_bos=True, special=False)
+        # lm-evaluation-harness: trailing white space moves to the continuation
+        ctx_enc = llm.tokenize(ctx.rstrip().encode(), add_bos=True, special=False)
         scores = []
         for ch in it["choices"]:
             whole = llm.tokenize((ctx + " " + ch).encode(), add_bos=True, special=False)
@@ -136,13 +143,22 @@ def main():
                "llama_cpp_python": llama_cpp.__version__, "text": TEXT}
         out.update(perplexity(llm, text))
         out["mc"] = multiple_choice(llm, os.path.join(DATA, MC))
-        path = os.path.join(DATA, "golden-%s.json" % name)
+        del llm
+        variants = {"flash_attn": dict(flash_attn=True),
+                    "kv_f32": dict(flash_attn=False, type_k=0, type_v=0)}
+        out["ppl_variants"] = {}
+        for k, kw in variants.items():
+            v = Llama(gguf, n_ctx=CTX, n_batch=CTX, logits_all=True, verbose=False, **kw)
+            out["ppl_variants"][k] = perplexity(v, text)["ppl"]
+            del v
+        out["spread"] = max(abs(x / out["ppl"] - 1) for x in out["ppl_variants"].values())
+        path = os.path.normpath(os.path.join(DATA, "golden-%s.json" % name))
         with open(path, "w") as f:
             json.dump(out, f, indent=1)
             f.write("\n")
-        print("%s: ppl %.4f +/- %.4f over %d chunks, mc acc %.2f acc_norm %.2f -> %s"
-              % (name, out["ppl"], out["ppl_err"], out["chunks"], out["mc"]["acc"],
-                 out["mc"]["acc_norm"], path), file=sys.stderr)
+        print("%s: ppl %.4f +/- %.4f over %d chunks (spread %.2f%%), mc acc %.2f acc_norm %.2f -> %s"
+              % (name, out["ppl"], out["ppl_err"], out["chunks"], 100 * out["spread"],
+                 out["mc"]["acc"], out["mc"]["acc_norm"], path), file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -216,9 +216,10 @@ static void print_row(const bres *r)
 	}
 	case FMT_CSV:
 		csv_field(model);
-		printf(",%s,%llu,%llu,%s,%s,%d,%d,%d,%s,%d,%d,%d,%.4f,%.4f,%.3f,", r->type,
-		       (unsigned long long)r->size, (unsigned long long)r->params, perf_kernel(),
-		       perf_blis(), r->threads, r->B, opt.batch, name, r->t.p, r->t.n, opt.reps,
+		printf(",%s,%llu,%llu,%s,", r->type, (unsigned long long)r->size,
+		       (unsigned long long)r->params, perf_kernel());
+		csv_field(perf_blis());
+		printf(",%d,%d,%d,%s,%d,%d,%d,%.4f,%.4f,%.3f,", r->threads, r->B, opt.batch, name, r->t.p, r->t.n, opt.reps,
 		       r->tps_mean, r->tps_sd, r->load_ms);
 		if (r->ttft_mean >= 0)
 			printf("%.3f,%.3f", r->ttft_mean, r->ttft_sd);
@@ -228,13 +229,13 @@ static void print_row(const bres *r)
 		break;
 	case FMT_MD:
 		printf("| %s | %s | %s | %s | %s | %s | %d | %d | %s | %s | %.1f | %s | %.1f |\n",
-		       r->label, r->type, size, params, perf_kernel(), perf_blis(), r->threads,
+		       r->label, r->type, size, params, perf_kernel(), perf_blis_arch(), r->threads,
 		       r->B, name, tps, r->load_ms, ttft, r->rss_mb);
 		break;
 	default:
 		/* "±" is 2 bytes and 1 column: pad by hand */
 		printf("%-*s  %-6s  %12s  %9s  %-7s  %-8s  %7d  %4d  %-13s  %21s  %8.1f  %*s  %9.1f\n",
-		       label_width, r->label, r->type, size, params, perf_kernel(), perf_blis(),
+		       label_width, r->label, r->type, size, params, perf_kernel(), perf_blis_arch(),
 		       r->threads, r->B, name, tps, r->load_ms, r->ttft_mean >= 0 ? 17 : 16, ttft,
 		       r->rss_mb);
 		break;
@@ -432,54 +433,76 @@ int bench_main(void)
 
 /* ---- profile ---- */
 
+/* A row of the breakdown. detail: a part of other rows (products by
+ * weight type, the pool wait), not counted in the phase's total. */
 typedef struct pop {
-	const char *phase, *op;
+	char op[32];
 	long calls;
-	double total_ms;
+	double ms;
+	int detail;
 } pop;
 
-static void profile_print(const char *label, const char *model, pop *ops, int nops,
-			  double tokens_pp, double tokens_tg, double wbytes)
+#define MAX_OPS (PROF_N + 64 + 4)
+
+/* The rows of one phase from the model's counters (+ sampling). */
+static int profile_rows(const slm_profile *p, double sampling_ms, long samples, pop *ops)
 {
-	double phase_total[2] = { 0, 0 };
+	int n = 0;
+	for (int k = 0; k < PROF_N; k++) {
+		ops[n] = (pop){ "", (long)p->forwards, (double)p->ns[k] / 1e6, 0 };
+		snprintf(ops[n++].op, sizeof ops[0].op, "%s", prof_names[k]);
+	}
+	if (samples) {
+		ops[n] = (pop){ "sampling", samples, sampling_ms, 0 };
+		n++;
+	}
+	for (int id = 0; id < 64; id++) {
+		const slm_dtype *dt = dtype_by_ggml((uint32_t)id);
+		if (!p->mm_calls[id] || !dt)
+			continue;
+		ops[n] = (pop){ "", (long)p->mm_calls[id], (double)p->mm_ns[id] / 1e6, 1 };
+		snprintf(ops[n++].op, sizeof ops[0].op, "matmul %s", dt->name);
+	}
+	ops[n] = (pop){ "pool wait", (long)p->forwards, (double)p->sync_ns / 1e6, 1 };
+	return n + 1;
+}
+
+static void profile_print(const char *label, const char *model, const char *phase,
+			  const pop *ops, int nops, double tokens, double wbytes)
+{
+	double total = 0;
 	for (int i = 0; i < nops; i++)
-		phase_total[strcmp(ops[i].phase, "prompt") != 0] += ops[i].total_ms;
-	if (opt.json) {
-		for (int i = 0; i < nops; i++) {
-			double tot = phase_total[strcmp(ops[i].phase, "prompt") != 0];
-			json_t *o = json_pack("{s:s, s:s, s:s, s:I, s:f, s:f, s:f, s:i}",
-					      "model", model, "phase", ops[i].phase, "op", ops[i].op,
-					      "calls", (json_int_t)ops[i].calls, "total_ms",
-					      ops[i].total_ms, "mean_ms",
-					      ops[i].calls ? ops[i].total_ms / (double)ops[i].calls : 0.0,
-					      "share", tot > 0 ? ops[i].total_ms / tot : 0.0,
-					      "threads", opt.threads[0]);
+		if (!ops[i].detail)
+			total += ops[i].ms;
+	for (int i = 0; i < nops; i++) {
+		double share = total > 0 ? ops[i].ms / total : 0;
+		double mean = ops[i].calls ? ops[i].ms / (double)ops[i].calls : 0;
+		if (opt.json) {
+			json_t *o = json_pack("{s:s, s:s, s:s, s:I, s:f, s:f, s:f, s:b, s:i, s:s}",
+					      "model", model, "phase", phase, "op", ops[i].op,
+					      "calls", (json_int_t)ops[i].calls, "total_ms", ops[i].ms,
+					      "mean_ms", mean, "share", share, "detail", ops[i].detail,
+					      "threads", opt.threads[0], "kernel", perf_kernel());
 			char *txt = json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(8));
 			puts(txt);
 			free(txt);
 			json_decref(o);
+		} else {
+			printf("  %-7s %s%-14s %8ld %12.3f %12.4f %6.1f%%\n", phase,
+			       ops[i].detail ? "  " : "", ops[i].op, ops[i].calls, ops[i].ms, mean,
+			       100 * share);
 		}
+	}
+	if (opt.json || total <= 0 || tokens <= 0)
 		return;
-	}
-	printf("%s: %s kernels, %d threads\n", label, perf_kernel(), opt.threads[0]);
-	printf("  %-7s %-10s %8s %12s %12s %7s\n", "phase", "op", "calls", "total ms",
-	       "ms/call", "share");
-	for (int i = 0; i < nops; i++) {
-		double tot = phase_total[strcmp(ops[i].phase, "prompt") != 0];
-		printf("  %-7s %-10s %8ld %12.3f %12.4f %6.1f%%\n", ops[i].phase, ops[i].op,
-		       ops[i].calls, ops[i].total_ms,
-		       ops[i].calls ? ops[i].total_ms / (double)ops[i].calls : 0.0,
-		       tot > 0 ? 100 * ops[i].total_ms / tot : 0.0);
-	}
-	if (tokens_pp > 0 && phase_total[0] > 0)
-		printf("  prompt: %.2f tokens/s\n", tokens_pp * 1e3 / phase_total[0]);
-	if (tokens_tg > 0 && phase_total[1] > 0) {
-		double per_tok = phase_total[1] / tokens_tg;
+	if (!strcmp(phase, "prompt")) {
+		printf("  prompt: %.2f tokens/s\n", tokens * 1e3 / total);
+	} else {
+		double per_tok = total / tokens;
 		printf("  decode: %.2f tokens/s, %.3f ms/token, weights read at %.1f GB/s\n",
 		       1e3 / per_tok, per_tok, wbytes / (per_tok * 1e6));
 	}
-	puts("  (per-operation times need profiling hooks in the model: see slm-perf(1))");
-	fflush(stdout);
+	(void)label;
 }
 
 int profile_main(void)
@@ -501,11 +524,9 @@ int profile_main(void)
 		slm_sample_params sp = { .temp = 0.8f, .top_k = 40, .top_p = 0.95f,
 					 .min_p = 0.05f, .repeat_penalty = 1.0f,
 					 .repeat_last_n = 64, .seed = opt.seed };
-		pop ops[] = {
-			{ "prompt", "forward", 0, 0 },
-			{ "decode", "forward", 0, 0 },
-			{ "decode", "sampling", 0, 0 },
-		};
+		slm_profile prof[2];
+		memset(prof, 0, sizeof prof);
+		double sampling_ms = 0;
 		brun r;
 		run_open(&r, &pm.m, pool, (btest){ P, N }, 1);
 		uint64_t rng = opt.seed;
@@ -523,10 +544,10 @@ int profile_main(void)
 					r.ent[k] = (slm_entry){
 						(int32_t)(perf_rand(&rng) % (uint64_t)pm.m.n_vocab),
 						i0 + k, 0, i0 + k == P - 1 ? 0 : -1 };
-				double t0 = perf_now_ms();
+				/* (re)start the clock: time between calls is not the model's */
+				ctx_set_profile(r.ctx, &prof[0]);
 				model_forward(r.ctx, r.ent, n, r.logits);
-				ops[0].total_ms += perf_now_ms() - t0;
-				ops[0].calls++;
+				ctx_set_profile(r.ctx, NULL);
 			}
 			int32_t tok = P ? sampler_sample(smp, r.logits)
 					: (int32_t)(perf_rand(&rng) % (uint64_t)pm.m.n_vocab);
@@ -535,24 +556,36 @@ int profile_main(void)
 					perf_progress("profile: %s: decode %d/%d (run %d/%d)", label, i,
 						      N, rep + 1, opt.reps);
 				r.ent[0] = (slm_entry){ tok, P + i, 0, 0 };
-				double t0 = perf_now_ms();
+				ctx_set_profile(r.ctx, &prof[1]);
 				model_forward(r.ctx, r.ent, 1, r.logits);
-				double t1 = perf_now_ms();
+				ctx_set_profile(r.ctx, NULL);
+				double t0 = perf_now_ms();
 				tok = sampler_sample(smp, r.logits);
 				sampler_accept(smp, tok);
-				double t2 = perf_now_ms();
-				ops[1].total_ms += t1 - t0;
-				ops[2].total_ms += t2 - t1;
-				ops[1].calls++;
-				ops[2].calls++;
+				sampling_ms += perf_now_ms() - t0;
 			}
 			sampler_free(smp);
 		}
 		perf_progress_end();
 		run_close(&r);
-		profile_print(label, opt.models[mi] ? opt.models[mi] : "", ops,
-			      (int)(sizeof ops / sizeof ops[0]), (double)P * opt.reps,
-			      (double)N * opt.reps, (double)model_weight_bytes(&pm.m));
+		const char *model = opt.models[mi] ? opt.models[mi] : "";
+		double wbytes = (double)model_weight_bytes(&pm.m);
+		if (!opt.json) {
+			printf("%s: %s kernels, %d threads, %d run%s\n", label, perf_kernel(),
+			       opt.threads[0], opt.reps, opt.reps == 1 ? "" : "s");
+			printf("  %-7s %-16s %8s %12s %12s %7s\n", "phase", "op", "calls", "total ms",
+			       "ms/call", "share");
+		}
+		pop ops[MAX_OPS];
+		if (P) {
+			int n = profile_rows(&prof[0], 0, 0, ops);
+			profile_print(label, model, "prompt", ops, n, (double)P * opt.reps, wbytes);
+		}
+		if (N) {
+			int n = profile_rows(&prof[1], sampling_ms, (long)N * opt.reps, ops);
+			profile_print(label, model, "decode", ops, n, (double)N * opt.reps, wbytes);
+		}
+		fflush(stdout);
 		pool_free(pool);
 		perf_unload(&pm);
 	}

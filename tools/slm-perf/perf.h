@@ -72,9 +72,12 @@ uint64_t perf_rand(uint64_t *state);
  * /proc/self/clear_refs), then read in MiB. */
 void perf_rss_reset(void);
 double perf_rss_peak_mb(void);
-/* Kernel configuration: slm's kernel variant and BLIS's sub-configuration. */
+/* Kernel configuration: slm's kernel variant; BLIS as blas_setup()
+ * describes it ("blis 0.9.0 zen3 (set by slm: ...)") and its
+ * sub-configuration alone ("zen3"). */
 const char *perf_kernel(void);
 const char *perf_blis(void);
+const char *perf_blis_arch(void);
 
 /* Modes. */
 int bench_main(void);

@@ -272,7 +272,7 @@ int ppl_main(void)
 		double t0 = perf_now_ms();
 		for (long c0 = 0; c0 < n_chunk; c0 += n_seq) {
 			int nw = (int)(n_chunk - c0 < n_seq ? n_chunk - c0 : n_seq);
-			perf_progress("ppl: %s: chunk %ld/%ld", R->label, c0 + 1, n_chunk);
+			perf_progress("ppl: %s: chunk %ld/%ld", R->label, c0 + nw, n_chunk);
 			long n = 0;
 			for (int w = 0; w < nw; w++) {
 				win_start[w] = (c0 + w) * n_ctx;

@@ -5,7 +5,6 @@
  * as lm-evaluation-harness scores it (mc). This file: options, loading,
  * timing and the helpers the modes share.
  */
-#include <blis.h>
 #include <errno.h>
 #include <getopt.h>
 #include <math.h>
@@ -16,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "blas.h"
 #include "cli.h"
 #include "kern/kern.h"
 #include "perf.h"
@@ -194,7 +194,19 @@ const char *perf_kernel(void)
 
 const char *perf_blis(void)
 {
-	return bli_arch_string(bli_arch_query_id());
+	static char desc[160];
+	if (!desc[0])
+		blas_setup(0, desc, sizeof desc);
+	return desc;
+}
+
+const char *perf_blis_arch(void)
+{
+	static char arch[32];
+	/* "blis VERSION ARCH (...)" */
+	if (!arch[0] && sscanf(perf_blis(), "blis %*s %31s", arch) != 1)
+		snprintf(arch, sizeof arch, "-");
+	return arch;
 }
 
 /* ---- options ---- */

@@ -44,19 +44,24 @@ static double nice_step(double max)
 	return p * (m <= 1 ? 1 : m <= 2 ? 2 : m <= 2.5 ? 2.5 : m <= 5 ? 5 : 10);
 }
 
+/* A bar's value: four significant digits. */
 static void fmt_num(char *buf, size_t cap, double v)
 {
-	double a = fabs(v);
-	if (a == 0)
-		snprintf(buf, cap, "0");
-	else if (a >= 100)
-		snprintf(buf, cap, "%.0f", v);
-	else if (a >= 10)
-		snprintf(buf, cap, "%.1f", v);
-	else if (a >= 0.01)
-		snprintf(buf, cap, "%.3g", v);
-	else
+	if (v != 0 && fabs(v) < 1e-3)
 		snprintf(buf, cap, "%.2e", v);
+	else
+		snprintf(buf, cap, "%.4g", v);
+}
+
+/* An axis tick: as many decimals as the step needs, the same for all. */
+static int tick_decimals(double step)
+{
+	for (int d = 0; d < 6; d++) {
+		double s = step * pow(10, d);
+		if (fabs(s - round(s)) < 1e-6 * s)
+			return d;
+	}
+	return 6;
 }
 
 static int panel_width(const svg_panel *p)
@@ -90,7 +95,7 @@ static void panel(FILE *f, const svg_panel *p, int x0, const char *const *series
 			break;
 		double y = y0 - v / ymax * PANEL_H;
 		char num[32];
-		fmt_num(num, sizeof num, v);
+		snprintf(num, sizeof num, "%.*f", tick_decimals(step), v);
 		fprintf(f, "<line x1=\"%d\" y1=\"%.1f\" x2=\"%d\" y2=\"%.1f\" stroke=\"%s\"/>\n",
 			px, y, px + pw, y, k ? "#e0e0e0" : "#333");
 		fprintf(f, "<text x=\"%d\" y=\"%.1f\" text-anchor=\"end\" font-size=\"11\">%s</text>\n",

@@ -1,0 +1,290 @@
+#!/bin/sh
+# quant.sh - slm-quant on SmolLM2-135M (scripts/fetch-models smollm2: its
+# Q4_1 GGUF, converted to a bundle and dequantized by slm-quant f32 into the
+# F32 source):
+#  - the requantization warning; NaN and infinity in the input: exit 65
+#    naming the tensor, no output; bad arguments: exit 64; standard input
+#    and output; --keep; the manifest's quantization record;
+#  - with llama-cpp-python: each recipe (and Q4_K_M with an importance
+#    matrix) byte-identical, tensor for tensor, to what llama.cpp's
+#    quantizer (llama_model_quantize) makes of the same F32 GGUF;
+#  - with llama-cpp-python: every block type's GGUF export (--pure) loads
+#    in llama.cpp, whose logits agree with slm's (tests/logits) on the same
+#    bytes: same argmax at >= 80% of positions, and a largest difference
+#    (relative to the logit range) at most 1.5 times the type's own effect
+#    on llama.cpp's logits (quantized vs F32) plus 0.01: the engines round
+#    activations differently, and 30 layers amplify that as much as the
+#    weights' rounding;
+#  - with slm-perf: perplexity on a fixed text (the GPL 3, 14 chunks of 512)
+#    of Q8_0 within 0.2% of F32. (slm's Q4_K_M is byte-identical to
+#    llama.cpp's, above, so their perplexities are equal.)
+#
+# Environment (from make check): top_srcdir, top_builddir, PATH with the
+# tools. Exit 0 pass, 1 fail, 77 skip (no model: offline), 99 error.
+
+top_srcdir=${top_srcdir:-$(cd "$(dirname "$0")/.." && pwd)}
+top_builddir=${top_builddir:-.}
+logits=$top_builddir/tests/logits
+for t in slm-quant slm-convert slm-pack; do
+	command -v $t >/dev/null 2>&1 || { echo "quant: $t not on PATH" >&2; exit 99; }
+done
+gguf=$(bash "$top_srcdir/scripts/fetch-models" smollm2) && [ -f "$gguf" ] || {
+	echo "quant: scripts/fetch-models smollm2 failed (offline?), skipping" >&2
+	exit 77
+}
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/quant.XXXXXX") || exit 99
+trap 'rm -rf "$tmp"' EXIT
+trap 'exit 1' INT TERM HUP
+
+n=0 failed=0
+pass() { n=$((n + 1)); echo "ok $n - $1"; }
+fail() { n=$((n + 1)); failed=$((failed + 1)); echo "not ok $n - $1"; }
+skip() { n=$((n + 1)); echo "ok $n - $1 # SKIP $2"; }
+# check and exit_is keep the command's standard error in $tmp/prev.err
+check() { # check DESCRIPTION COMMAND...
+	d=$1; shift
+	if "$@" > "$tmp/out" 2> "$tmp/err"; then
+		pass "$d"
+	else
+		fail "$d"
+		sed 's/^/# /' "$tmp/out" "$tmp/err" | head -n 20
+	fi
+	cp "$tmp/err" "$tmp/prev.err"
+}
+# exit_is CODE DESCRIPTION COMMAND...: the command fails with CODE
+exit_is() {
+	want=$1 d=$2; shift 2
+	"$@" > "$tmp/out" 2> "$tmp/err"
+	rc=$?
+	if [ "$rc" = "$want" ]; then
+		pass "$d (exit $rc: $(head -n 1 "$tmp/err"))"
+	else
+		fail "$d (exit $rc, expected $want)"
+		sed 's/^/# /' "$tmp/err" | head -n 5
+	fi
+	cp "$tmp/err" "$tmp/prev.err"
+}
+have_py() { python3 -c "import $1" >/dev/null 2>&1; }
+
+# ---- the F32 source ----
+check "convert the Q4_1 GGUF" slm-convert -q "$gguf" -o "$tmp/q41.slm"
+slm-quant f32 "$tmp/q41.slm" -o "$tmp/f32.slm" 2> "$tmp/warn"
+if [ $? = 0 ] && grep -q "already quantized (q4_1): dequantizing first" "$tmp/warn"; then
+	pass "f32 from Q4_1, with the requantization warning"
+else
+	fail "f32 from Q4_1, with the requantization warning"
+	sed 's/^/# /' "$tmp/warn" | head -n 5
+	exit 1
+fi
+check "export the F32 source as GGUF" slm-convert --to gguf "$tmp/f32.slm" -o "$tmp/f32.gguf"
+
+# ---- the command line ----
+check "q8_0 from standard input to standard output" \
+	sh -c 'slm-quant q8_0 < "$1" > "$2" && test -s "$2"' sh "$tmp/f32.slm" "$tmp/q8.slm"
+check "quiet on success" sh -c '[ ! -s "$1" ]' sh "$tmp/prev.err"
+exit_is 64 "unknown type" slm-quant q7_k "$tmp/f32.slm" -o "$tmp/x.slm"
+exit_is 64 "bad --keep" slm-quant q8_0 --keep 'blk.*' "$tmp/f32.slm" -o "$tmp/x.slm"
+exit_is 64 "bad --keep type" slm-quant q8_0 --keep 'blk.*=q9' "$tmp/f32.slm" -o "$tmp/x.slm"
+exit_is 66 "missing input" slm-quant q8_0 "$tmp/none.slm" -o "$tmp/x.slm"
+check "--keep and --json" slm-quant q4_k_m --json --keep 'blk.1?.ffn_down.weight=q8_0' \
+	--keep 'blk.2.*=keep' "$tmp/f32.slm" -o "$tmp/keep.slm"
+check "--json: one record per tensor and the totals" python3 -c '
+import json, sys
+recs = [json.loads(l) for l in open(sys.argv[1])]
+t = {r["tensor"]: r for r in recs if "tensor" in r}
+assert len(t) == 272 and "bytes_out" in recs[-1] and "tensor" not in recs[-1]
+assert t["blk.15.ffn_down.weight"]["type"] == "q8_0"
+assert t["blk.2.ffn_down.weight"]["type"] == "f32"
+assert t["blk.3.ffn_down.weight"]["type"] == "q4_k"
+assert t["token_embd.weight"]["type"] == "q8_0" and t["output_norm.weight"]["type"] == "f32"
+assert all(r["rmse"] >= 0 and r["max_error"] >= r["rmse"] for r in t.values())
+' "$tmp/prev.err"
+check "the manifest records the quantization" sh -c '
+slm-pack info --json "$1" > "$2" && python3 -c "
+import json, sys
+j = json.load(open(sys.argv[1]))
+m = j.get(\"manifest\", j)
+p = m[\"provenance\"]
+q = p[\"quantization\"]
+assert q[\"recipe\"] == \"q4_k_m\" and q[\"type\"] == \"q4_k\" and q[\"tool\"].startswith(\"slm-quant\")
+assert p[\"general\"][\"file_type\"] == 15
+" "$2"' sh "$tmp/keep.slm" "$tmp/info.json"
+
+# NaN and infinity: patch one element of a tensor member (bundle_open does
+# not hash members), expect exit 65 naming it and no output file
+poison() { # poison IN OUT TENSOR INDEX BYTES(hex of a little-endian f32)
+	python3 - "$@" <<'EOF'
+import shutil, sys, tarfile
+src, dst, name, idx, val = sys.argv[1:6]
+shutil.copyfile(src, dst)
+with tarfile.open(src) as t:
+    off = t.getmember("tensors/" + name).offset_data
+with open(dst, "r+b") as f:
+    f.seek(off + 4 * int(idx))
+    f.write(bytes.fromhex(val))
+EOF
+}
+if poison "$tmp/f32.slm" "$tmp/nan.slm" blk.7.ffn_up.weight 1000 0000c07f &&
+	poison "$tmp/f32.slm" "$tmp/inf.slm" blk.0.attn_norm.weight 100 0000807f; then
+	exit_is 65 "NaN in the input" slm-quant q4_k_m "$tmp/nan.slm" -o "$tmp/nan-out.slm"
+	check "NaN: the message names the tensor, no output" sh -c \
+		'grep -q "blk.7.ffn_up.weight.*NaN at row 1, column 424" "$1" && [ ! -e "$2" ]' \
+		sh "$tmp/prev.err" "$tmp/nan-out.slm"
+	exit_is 65 "infinity in a norm" slm-quant q8_0 "$tmp/inf.slm" -o "$tmp/inf-out.slm"
+	check "infinity: named, no output" sh -c \
+		'grep -q "blk.0.attn_norm.weight.*infinity" "$1" && [ ! -e "$2" ]' \
+		sh "$tmp/prev.err" "$tmp/inf-out.slm"
+	exit_is 65 "NaN to standard output: nothing written" \
+		sh -c 'slm-quant q8_0 < "$1" > "$2"; rc=$?; [ -s "$2" ] && exit 1; exit $rc' \
+		sh "$tmp/nan.slm" "$tmp/nan-stdout.slm"
+else
+	fail "make the NaN and infinity inputs"
+fi
+
+# ---- against llama.cpp's quantizer ----
+if have_py llama_cpp && have_py gguf && have_py numpy; then
+	cat > "$tmp/ll.py" <<'EOF'
+import ctypes, sys
+import numpy as np, gguf, llama_cpp
+FT = {"q4_k_m": 15, "q4_k_s": 14, "q5_k_m": 17, "q3_k_m": 12, "q2_k": 10,
+      "q6_k": 18, "q8_0": 7, "q4_0": 2, "q5_1": 9, "f16": 1, "bf16": 32}
+
+def quantize(src, out, ftype, imat=None):
+    """llama.cpp's quantizer; imat: GGUF imatrix file written with the same
+    importances (synthetic: the test only needs both to use them alike)."""
+    p = llama_cpp.llama_model_quantize_default_params()
+    p.ftype = FT[ftype]
+    p.nthread = 2
+    if imat:
+        r = gguf.GGUFReader(src)
+        rng = np.random.default_rng(7)
+        w = gguf.GGUFWriter(imat, arch="imatrix")
+        w.add_array("imatrix.datasets", ["synthetic"])
+        w.add_uint32("imatrix.chunk_count", 1)
+        w.add_uint32("imatrix.chunk_size", 512)
+        ent = []
+        for t in r.tensors:
+            if len(t.shape) < 2 or t.shape[1] == 1:
+                continue
+            s = (rng.gamma(0.8, 1.0, int(t.shape[0])) * 7).astype(np.float32)
+            w.add_tensor(t.name + ".in_sum2", s.reshape(1, -1))
+            w.add_tensor(t.name + ".counts", np.array([[7.0]], dtype=np.float32))
+            ent.append((ctypes.create_string_buffer(t.name.encode()), s / np.float32(7)))
+        w.write_header_to_file(); w.write_kv_data_to_file(); w.write_tensors_to_file(); w.close()
+        arr = (llama_cpp.llama_model_imatrix_data * (len(ent) + 1))()
+        for i, (nb, v) in enumerate(ent):
+            arr[i].name = ctypes.cast(nb, ctypes.c_char_p)
+            arr[i].data = v.ctypes.data_as(ctypes.POINTER(ctypes.c_float))
+            arr[i].size = v.size
+        p.imatrix = arr
+    return llama_cpp.llama_model_quantize(src.encode(), out.encode(), ctypes.byref(p))
+
+def same(a, b):
+    ta = {t.name: t for t in gguf.GGUFReader(a).tensors}
+    tb = {t.name: t for t in gguf.GGUFReader(b).tensors}
+    bad = [n for n in ta if n not in tb or ta[n].tensor_type != tb[n].tensor_type
+           or ta[n].data.tobytes() != tb[n].data.tobytes()]
+    if bad or len(ta) != len(tb):
+        print(f"{len(bad)} of {len(ta)} tensors differ, e.g. {bad[:3]}", file=sys.stderr)
+        return 1
+    print(f"{len(ta)} tensors byte-identical")
+    return 0
+
+IDS = [1, 504, 3458, 282, 4649, 314, 253, 1789, 30, 378, 3400, 1219, 7493,
+       690, 260, 23790, 28, 339, 1120, 4376, 30, 2]
+
+def llama_logits(path):
+    m = llama_cpp.Llama(model_path=path, verbose=False, logits_all=True,
+                        n_ctx=64, n_threads=2)
+    m.eval(IDS)
+    return np.array(m.scores[:len(IDS)], dtype=np.float64)
+
+def logits(helper, bundle, gg, ref):
+    """slm and llama.cpp on the same quantized bytes; ref: the F32 GGUF."""
+    import json, subprocess
+    out = subprocess.run([helper, bundle, "-t", "2", "-p", "all"] + [str(i) for i in IDS],
+                         capture_output=True, check=True).stdout
+    j = json.loads(out)
+    s = np.array([j["logits"][str(k)] for k in range(len(IDS))], dtype=np.float64)
+    import os
+    cache = ref + ".logits.npy"
+    if not os.path.exists(cache):
+        np.save(cache, llama_logits(ref))
+    q, f = llama_logits(gg), np.load(cache)
+    rel = lambda a, b: float((np.abs(a - b).max(1) / np.abs(b).max(1)).max())
+    d, effect = rel(s, q), rel(q, f)
+    agree = float((s.argmax(1) == q.argmax(1)).mean())
+    bound = 1.5 * effect + 0.01
+    print(f"slm vs llama.cpp {d:.4f} (bound {bound:.4f}: the type changes llama.cpp's "
+          f"logits by {effect:.4f}), argmax agree {agree:.2f}")
+    return 0 if d <= bound and agree >= 0.8 else 1
+
+cmd = sys.argv[1]
+if cmd == "quantize":
+    sys.exit(quantize(*sys.argv[2:]))
+if cmd == "same":
+    sys.exit(same(*sys.argv[2:]))
+if cmd == "logits":
+    sys.exit(logits(*sys.argv[2:]))
+EOF
+	ll() { python3 "$tmp/ll.py" "$@"; }
+	for r in q4_k_m q4_k_s q5_k_m q3_k_m q2_k q6_k q8_0 q4_0 q5_1 f16 bf16; do
+		if ll quantize "$tmp/f32.gguf" "$tmp/ll-$r.gguf" $r > "$tmp/ll.log" 2>&1 &&
+			slm-quant $r "$tmp/f32.slm" -o "$tmp/$r.slm" &&
+			slm-convert --to gguf "$tmp/$r.slm" -o "$tmp/$r.gguf"; then
+			check "$r: byte-identical to llama.cpp's" ll same "$tmp/$r.gguf" "$tmp/ll-$r.gguf"
+		else
+			fail "$r: quantize with both"
+			tail -n 5 "$tmp/ll.log" | sed 's/^/# /'
+		fi
+		rm -f "$tmp/ll-$r.gguf" "$tmp/$r.gguf" "$tmp/$r.slm"
+	done
+	if ll quantize "$tmp/f32.gguf" "$tmp/lli.gguf" q4_k_m "$tmp/imatrix.gguf" > "$tmp/ll.log" 2>&1 &&
+		slm-quant q4_k_m --imatrix "$tmp/imatrix.gguf" "$tmp/f32.slm" -o "$tmp/qi.slm" &&
+		slm-convert --to gguf "$tmp/qi.slm" -o "$tmp/qi.gguf"; then
+		check "q4_k_m --imatrix: byte-identical to llama.cpp's" ll same "$tmp/qi.gguf" "$tmp/lli.gguf"
+	else
+		fail "q4_k_m --imatrix: quantize with both"
+	fi
+	rm -f "$tmp/lli.gguf" "$tmp/qi.gguf" "$tmp/qi.slm"
+
+	if [ -x "$logits" ]; then
+		for t in f16 bf16 q8_0 q4_0 q4_1 q5_0 q5_1 q2_k q3_k q4_k q5_k q6_k; do
+			if slm-quant $t --pure "$tmp/f32.slm" -o "$tmp/p.slm" &&
+				slm-convert --to gguf "$tmp/p.slm" -o "$tmp/p.gguf"; then
+				check "$t: llama.cpp loads the export; logits agree with slm's" \
+					ll logits "$logits" "$tmp/p.slm" "$tmp/p.gguf" "$tmp/f32.gguf"
+			else
+				fail "$t: quantize and export"
+			fi
+		done
+		rm -f "$tmp/p.slm" "$tmp/p.gguf"
+	else
+		skip "logits against llama.cpp" "no $logits"
+	fi
+else
+	skip "comparisons with llama.cpp" "python3 without llama_cpp, gguf and numpy"
+fi
+
+# ---- perplexity ----
+text=/usr/share/common-licenses/GPL-3
+ppl() { # ppl BUNDLE: prints the perplexity
+	slm-perf ppl -q -t 2 -c 512 --json -m "$1" "$text" |
+		python3 -c 'import json, sys; print(json.loads(sys.stdin.readline())["ppl"])'
+}
+within() { # within A B PERCENT: |A/B - 1| <= PERCENT%
+	python3 -c 'import sys; a, b, p = map(float, sys.argv[1:]); sys.exit(0 if abs(a / b - 1) * 100 <= p else 1)' "$@"
+}
+if command -v slm-perf >/dev/null 2>&1 && [ -r "$text" ]; then
+	pf=$(ppl "$tmp/f32.slm") && p8=$(ppl "$tmp/q8.slm") || pf=
+	if [ -n "$pf" ]; then
+		check "Q8_0 perplexity $p8 within 0.2% of F32 $pf" within "$p8" "$pf" 0.2
+	else
+		fail "perplexity of F32 and Q8_0"
+	fi
+else
+	skip "perplexity" "no slm-perf or no $text"
+fi
+
+echo "1..$n"
+[ "$failed" = 0 ]
