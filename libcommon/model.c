@@ -44,28 +44,18 @@ static const char *hp_str(const slm_bundle *b, const char *key)
 	return json_string_value(hp(b, key));
 }
 
-/* Small vectors (norms, biases, rope factors) as f32, converted once. */
-typedef struct f32copy {
-	const slm_tensor *t;
-	float *data;
-} f32copy;
-static f32copy *copies;
-static size_t ncopies;
-
-static const float *vec_f32(const slm_tensor *t)
+/* Small vectors (norms, biases, rope factors) as f32, converted once at
+ * load; the model owns the conversions. */
+static const float *vec_f32(slm_model *m, const slm_tensor *t)
 {
 	if (!t)
 		return NULL;
 	if (t->dtype == dtype_by_name("f32"))
 		return t->data;
-	for (size_t i = 0; i < ncopies; i++)
-		if (copies[i].t == t)
-			return copies[i].data;
-	copies = slm_xrealloc(copies, (ncopies + 1) * sizeof *copies);
 	float *d = slm_xmalloc(t->nelems * sizeof *d);
 	kern_dequant(t->dtype, t->data, d, (int64_t)t->nelems);
-	copies[ncopies].t = t;
-	copies[ncopies++].data = d;
+	m->copies = slm_xrealloc(m->copies, (m->ncopies + 1) * sizeof *m->copies);
+	m->copies[m->ncopies++] = d;
 	return d;
 }
 
@@ -191,7 +181,7 @@ int model_load(slm_model *m, const slm_bundle *b, slm_err *err)
 	const slm_tensor *rf = tensor(b, -1, "rope_freqs.weight");
 	if (check_vec(rf, m->n_rot / 2, b, err) < 0)
 		return -1;
-	m->rope_freqs = vec_f32(rf);
+	m->rope_freqs = vec_f32(m, rf);
 	m->n_swa = (int)hp_num(b, "attention.sliding_window", 0);
 	m->attn_scale = 1.0f / sqrtf((float)m->head_dim);
 	m->embd_scale = 1.0f;
@@ -287,18 +277,18 @@ int model_load(slm_model *m, const slm_bundle *b, slm_err *err)
 		L->use_rope = !(no_rope_step > 0 && (l + 1) % no_rope_step == 0);
 		L->rope_base = L->swa ? m->rope_base_swa : m->rope_base;
 		/* convert the small vectors now, so the forward pass never does */
-		vec_f32(L->attn_norm);
-		vec_f32(L->bq);
-		vec_f32(L->bk);
-		vec_f32(L->bv);
-		vec_f32(L->bqkv);
-		vec_f32(L->q_norm);
-		vec_f32(L->k_norm);
-		vec_f32(L->post_attn_norm);
-		vec_f32(L->ffn_norm);
-		vec_f32(L->post_ffn_norm);
+		L->attn_norm_w = vec_f32(m, L->attn_norm);
+		L->bq_w = vec_f32(m, L->bq);
+		L->bk_w = vec_f32(m, L->bk);
+		L->bv_w = vec_f32(m, L->bv);
+		L->bqkv_w = vec_f32(m, L->bqkv);
+		L->q_norm_w = vec_f32(m, L->q_norm);
+		L->k_norm_w = vec_f32(m, L->k_norm);
+		L->post_attn_norm_w = vec_f32(m, L->post_attn_norm);
+		L->ffn_norm_w = vec_f32(m, L->ffn_norm);
+		L->post_ffn_norm_w = vec_f32(m, L->post_ffn_norm);
 	}
-	vec_f32(m->output_norm);
+	m->output_norm_w = vec_f32(m, m->output_norm);
 	kern_init();
 	return 0;
 }
@@ -307,11 +297,11 @@ void model_free(slm_model *m)
 {
 	free(m->layers);
 	m->layers = NULL;
-	for (size_t i = 0; i < ncopies; i++)
-		free(copies[i].data);
-	free(copies);
-	copies = NULL;
-	ncopies = 0;
+	for (size_t i = 0; i < m->ncopies; i++)
+		free(m->copies[i]);
+	free(m->copies);
+	m->copies = NULL;
+	m->ncopies = 0;
 }
 
 uint64_t model_weight_bytes(const slm_model *m)
@@ -710,6 +700,8 @@ void model_forward(slm_ctx *c, const slm_entry *e, int n, float *logits)
 	int D = m->n_embd, hd = m->head_dim;
 	c->e = e;
 	c->n = n;
+	if (c->prof)
+		c->t_mark = now_ns(); /* the caller's time between passes is not ours */
 	for (int i = 0; i < n; i++) {
 		const slm_tensor *te = m->tok_embd;
 		size_t rb = (size_t)(te->ne[0] / te->dtype->block_elems) * te->dtype->block_bytes;
@@ -729,7 +721,7 @@ void model_forward(slm_ctx *c, const slm_entry *e, int n, float *logits)
 		c->layer = l;
 		for (int i = 0; i < n; i++)
 			rmsnorm(c->xn + (size_t)i * (size_t)D, c->x + (size_t)i * (size_t)D,
-				vec_f32(L->attn_norm), D, m->norm_eps);
+				L->attn_norm_w, D, m->norm_eps);
 		prof(c, PROF_NORM);
 		/* q, k, v into c->q rows laid out [q | k | v] */
 		if (L->wqkv) {
@@ -744,13 +736,13 @@ void model_forward(slm_ctx *c, const slm_entry *e, int n, float *logits)
 			float *q = c->q + (size_t)i * (size_t)c->qkv_dim;
 			float *k = q + c->q_dim, *v = k + c->kv_dim;
 			if (L->bqkv) {
-				const float *bb = vec_f32(L->bqkv);
+				const float *bb = L->bqkv_w;
 				for (int d = 0; d < c->qkv_dim; d++)
 					q[d] += bb[d];
 			}
 			if (L->bq) {
-				const float *bq = vec_f32(L->bq), *bk = vec_f32(L->bk),
-					    *bv = vec_f32(L->bv);
+				const float *bq = L->bq_w, *bk = L->bk_w,
+					    *bv = L->bv_w;
 				for (int d = 0; d < c->q_dim; d++)
 					q[d] += bq[d];
 				for (int d = 0; bk && d < c->kv_dim; d++)
@@ -761,11 +753,11 @@ void model_forward(slm_ctx *c, const slm_entry *e, int n, float *logits)
 			if (L->q_norm)
 				for (int h = 0; h < m->n_head; h++)
 					rmsnorm(q + (size_t)h * (size_t)hd, q + (size_t)h * (size_t)hd,
-						vec_f32(L->q_norm), hd, m->norm_eps);
+						L->q_norm_w, hd, m->norm_eps);
 			if (L->k_norm)
 				for (int h = 0; h < m->n_head_kv; h++)
 					rmsnorm(k + (size_t)h * (size_t)hd, k + (size_t)h * (size_t)hd,
-						vec_f32(L->k_norm), hd, m->norm_eps);
+						L->k_norm_w, hd, m->norm_eps);
 			if (L->use_rope) {
 				rope_table(m, e[i].pos, L->rope_base, c->rope_cs);
 				kern_rope(q, m->n_head, hd, m->n_rot, c->rope_cs, m->rope == ROPE_NEOX);
@@ -783,10 +775,10 @@ void model_forward(slm_ctx *c, const slm_entry *e, int n, float *logits)
 		for (int i = 0; i < n; i++) {
 			float *t = c->tmp + (size_t)i * (size_t)D, *x = c->x + (size_t)i * (size_t)D;
 			if (L->post_attn_norm)
-				rmsnorm(t, t, vec_f32(L->post_attn_norm), D, m->norm_eps);
+				rmsnorm(t, t, L->post_attn_norm_w, D, m->norm_eps);
 			for (int d = 0; d < D; d++)
 				x[d] += t[d];
-			rmsnorm(c->xn + (size_t)i * (size_t)D, x, vec_f32(L->ffn_norm), D,
+			rmsnorm(c->xn + (size_t)i * (size_t)D, x, L->ffn_norm_w, D,
 				m->norm_eps);
 		}
 		prof(c, PROF_NORM);
@@ -812,7 +804,7 @@ void model_forward(slm_ctx *c, const slm_entry *e, int n, float *logits)
 		for (int i = 0; i < n; i++) {
 			float *t = c->tmp + (size_t)i * (size_t)D, *x = c->x + (size_t)i * (size_t)D;
 			if (L->post_ffn_norm)
-				rmsnorm(t, t, vec_f32(L->post_ffn_norm), D, m->norm_eps);
+				rmsnorm(t, t, L->post_ffn_norm_w, D, m->norm_eps);
 			for (int d = 0; d < D; d++)
 				x[d] += t[d];
 		}
@@ -824,7 +816,7 @@ void model_forward(slm_ctx *c, const slm_entry *e, int n, float *logits)
 		if (e[i].logits < 0)
 			continue;
 		rmsnorm(c->xn + (size_t)nl * (size_t)D, c->x + (size_t)i * (size_t)D,
-			vec_f32(m->output_norm), D, m->norm_eps);
+			m->output_norm_w, D, m->norm_eps);
 		nl++;
 	}
 	prof(c, PROF_NORM);

@@ -32,6 +32,10 @@ typedef struct slm_layer {
 	const slm_tensor *attn_norm, *wq, *wk, *wv, *wqkv, *wo;
 	const slm_tensor *bq, *bk, *bv, *bqkv, *q_norm, *k_norm, *post_attn_norm;
 	const slm_tensor *ffn_norm, *w_gate, *w_up, *w_down, *post_ffn_norm;
+	/* the small vectors as f32 (pointing into the bundle when stored as
+	 * f32, else into copies the model owns); NULL when absent */
+	const float *attn_norm_w, *bq_w, *bk_w, *bv_w, *bqkv_w, *q_norm_w, *k_norm_w;
+	const float *post_attn_norm_w, *ffn_norm_w, *post_ffn_norm_w;
 	int swa;        /* sliding-window attention layer */
 	int use_rope;
 	float rope_base;
@@ -55,7 +59,10 @@ typedef struct slm_model {
 	float embd_scale;          /* gemma: sqrt(n_embd) */
 	int gelu;                  /* gated GELU (gemma) instead of SiLU */
 	const slm_tensor *tok_embd, *output_norm, *output;
+	const float *output_norm_w;
 	slm_layer *layers;
+	float **copies;            /* f32 conversions owned by the model */
+	size_t ncopies;
 } slm_model;
 
 /* Load hyper-parameters and weights (in place) from a bundle. */
