@@ -543,6 +543,24 @@ uint64_t bundle_n_params(const slm_bundle *b)
 	return n;
 }
 
+const slm_dtype *bundle_main_dtype(const slm_bundle *b)
+{
+	const slm_dtype *best = NULL;
+	uint64_t most = 0;
+	for (size_t i = 0; i < b->ntensors; i++) {
+		const slm_dtype *d = b->tensors[i].dtype;
+		uint64_t sum = 0;
+		for (size_t k = 0; k < b->ntensors; k++)
+			if (b->tensors[k].dtype == d)
+				sum += b->tensors[k].size;
+		if (sum > most) {
+			most = sum;
+			best = d;
+		}
+	}
+	return best;
+}
+
 int bundle_verify(const slm_bundle *b, slm_err *err)
 {
 	for (size_t i = 1; i + 1 < b->nmembers; i++) {

@@ -61,6 +61,9 @@ size_t bundle_n_tensors(const slm_bundle *b);
 const slm_tensor *bundle_tensor_at(const slm_bundle *b, size_t i);
 const slm_tensor *bundle_find_tensor(const slm_bundle *b, const char *name);
 uint64_t bundle_n_params(const slm_bundle *b);
+/* The dtype holding most of the tensor bytes (what people call the
+ * bundle's type), or NULL for a bundle without tensors. */
+const slm_dtype *bundle_main_dtype(const slm_bundle *b);
 
 /* Recompute every member's sha256; the first mismatch is an error naming
  * the member (EX_DATAERR). */

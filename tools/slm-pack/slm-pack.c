@@ -80,22 +80,11 @@ static json_t *dtype_summary(const slm_bundle *b)
 	return d;
 }
 
-/* The dtype holding most bytes: the bundle's "type" for people. */
+/* The bundle's "type" for people. */
 static const char *main_dtype(const slm_bundle *b)
 {
-	json_t *d = dtype_summary(b);
-	const char *k, *best = "-";
-	json_t *v;
-	json_int_t most = -1;
-	json_object_foreach(d, k, v) {
-		json_int_t by = json_integer_value(json_object_get(v, "bytes"));
-		if (by > most) {
-			most = by;
-			best = dtype_by_name(k)->name; /* static storage */
-		}
-	}
-	json_decref(d);
-	return best;
+	const slm_dtype *d = bundle_main_dtype(b);
+	return d ? d->name : "-";
 }
 
 static json_t *tokenizer_summary(json_t *tok)

@@ -87,19 +87,7 @@ const char *perf_label(const char *arg, char *buf, size_t cap)
 
 const char *perf_main_type(const slm_bundle *b, char *buf, size_t cap)
 {
-	const slm_dtype *best = NULL;
-	uint64_t most = 0;
-	for (size_t i = 0; i < bundle_n_tensors(b); i++) {
-		const slm_dtype *d = bundle_tensor_at(b, i)->dtype;
-		uint64_t sum = 0;
-		for (size_t k = 0; k < bundle_n_tensors(b); k++)
-			if (bundle_tensor_at(b, k)->dtype == d)
-				sum += bundle_tensor_at(b, k)->size;
-		if (sum > most) {
-			most = sum;
-			best = d;
-		}
-	}
+	const slm_dtype *best = bundle_main_dtype(b);
 	snprintf(buf, cap, "%s", best ? best->name : "-");
 	for (char *p = buf; *p; p++)
 		if (*p >= 'a' && *p <= 'z')
