@@ -829,42 +829,28 @@ static int vocab_elem_type(gw *w, const char *key, int dflt)
 /* The vocabulary member's arrays as tokenizer.ggml.* keys. */
 static int put_vocab(gw *w, const slm_bundle *b, const slm_member *mem, slm_err *err)
 {
-	msgpack_unpacked up;
-	msgpack_unpacked_init(&up);
-	size_t off = 0;
-	if (msgpack_unpack_next(&up, (const char *)mem->data, mem->size, &off) !=
-		    MSGPACK_UNPACK_SUCCESS ||
-	    up.data.type != MSGPACK_OBJECT_MAP) {
-		msgpack_unpacked_destroy(&up);
-		return slm_seterr(err, EX_DATAERR, "%s: member '%s': not a msgpack map",
-				  bundle_path(b), mem->name);
-	}
-	static const char *const names[] = { "tokens", "scores", "token_type", "merges" };
 	static const char *const keys[] = { KEY_TOKENS, KEY_SCORES, KEY_TYPES, KEY_MERGES };
-	const msgpack_object *arr[4] = { NULL };
-	const msgpack_object_map *mp = &up.data.via.map;
-	for (uint32_t i = 0; i < mp->size; i++) {
-		const msgpack_object *k = &mp->ptr[i].key;
-		for (int j = 0; j < 4; j++)
-			if (k->type == MSGPACK_OBJECT_STR && k->via.str.size == strlen(names[j]) &&
-			    !memcmp(k->via.str.ptr, names[j], k->via.str.size))
-				arr[j] = &mp->ptr[i].val;
+	msgpack_unpacked up;
+	const msgpack_object *arr[CV_VOCAB_NKEYS];
+	if (cv_vocab_arrays(b, mem, &up, arr, err) < 0) {
+		msgpack_unpacked_destroy(&up);
+		return -1;
 	}
 	int rc = 0;
-	for (int j = 0; j < 4 && rc == 0; j++) {
+	for (int j = 0; j < CV_VOCAB_NKEYS && rc == 0; j++) {
 		const msgpack_object *a = arr[j];
 		if (!a)
 			continue;
-		if (a->type != MSGPACK_OBJECT_ARRAY ||
-		    ((j == 1 || j == 2) && arr[0] && a->via.array.size != arr[0]->via.array.size)) {
-			rc = slm_seterr(err, EX_DATAERR, "%s: member '%s': '%s' is not an array%s",
-					bundle_path(b), mem->name, names[j],
-					j == 1 || j == 2 ? " with one entry per token" : "");
+		if ((j == CV_VOCAB_SCORES || j == CV_VOCAB_TYPES) && arr[CV_VOCAB_TOKENS] &&
+		    a->via.array.size != arr[CV_VOCAB_TOKENS]->via.array.size) {
+			rc = slm_seterr(err, EX_DATAERR,
+					"%s: member '%s': '%s' is not an array with one entry per token",
+					bundle_path(b), mem->name, cv_vocab_keys[j]);
 			break;
 		}
-		int et = j == 0 || j == 3 ? GGUF_T_STRING
-			 : j == 1	  ? vocab_elem_type(w, keys[j], GGUF_T_FLOAT32)
-					  : vocab_elem_type(w, keys[j], GGUF_T_INT32);
+		int et = j == CV_VOCAB_TOKENS || j == CV_VOCAB_MERGES ? GGUF_T_STRING
+			 : j == CV_VOCAB_SCORES ? vocab_elem_type(w, keys[j], GGUF_T_FLOAT32)
+						: vocab_elem_type(w, keys[j], GGUF_T_INT32);
 		size_t mark = w->kv.n;
 		db_str(&w->kv, keys[j], strlen(keys[j]));
 		db_le(&w->kv, GGUF_T_ARRAY, 4);
@@ -887,7 +873,7 @@ static int put_vocab(gw *w, const slm_bundle *b, const slm_member *mem, slm_err 
 			else
 				rc = slm_seterr(err, EX_DATAERR,
 						"%s: member '%s': '%s' entry %u has the wrong type",
-						bundle_path(b), mem->name, names[j], i);
+						bundle_path(b), mem->name, cv_vocab_keys[j], i);
 		}
 		if (rc < 0) {
 			w->kv.n = mark;

@@ -96,6 +96,9 @@ cv_tensor *cv_add_tensor(cv_model *m, const char *name, const slm_dtype *dt,
 	return t;
 }
 
+const char *const cv_vocab_keys[CV_VOCAB_NKEYS] = { "tokens", "scores", "token_type",
+						      "merges" };
+
 static void pack_bytes(msgpack_packer *pk, const uint8_t *p, uint32_t n)
 {
 	msgpack_pack_str(pk, n);
@@ -115,27 +118,55 @@ static void pack_vocab(const cv_vocab *v, msgpack_sbuffer *sb)
 	msgpack_pack_map(&pk, 1 + (v->nmerges > 0) + (v->scores != NULL) +
 				      (v->types != NULL));
 	if (v->nmerges > 0) {
-		pack_key(&pk, "merges");
+		pack_key(&pk, cv_vocab_keys[CV_VOCAB_MERGES]);
 		msgpack_pack_array(&pk, v->nmerges);
 		for (size_t i = 0; i < v->nmerges; i++)
 			pack_bytes(&pk, v->merge[i], v->merge_len[i]);
 	}
 	if (v->scores) {
-		pack_key(&pk, "scores");
+		pack_key(&pk, cv_vocab_keys[CV_VOCAB_SCORES]);
 		msgpack_pack_array(&pk, v->n);
 		for (size_t i = 0; i < v->n; i++)
 			msgpack_pack_float(&pk, v->scores[i]);
 	}
 	if (v->types) {
-		pack_key(&pk, "token_type");
+		pack_key(&pk, cv_vocab_keys[CV_VOCAB_TYPES]);
 		msgpack_pack_array(&pk, v->n);
 		for (size_t i = 0; i < v->n; i++)
 			msgpack_pack_int32(&pk, v->types[i]);
 	}
-	pack_key(&pk, "tokens");
+	pack_key(&pk, cv_vocab_keys[CV_VOCAB_TOKENS]);
 	msgpack_pack_array(&pk, v->n);
 	for (size_t i = 0; i < v->n; i++)
 		pack_bytes(&pk, v->tok[i], v->tok_len[i]);
+}
+
+int cv_vocab_arrays(const slm_bundle *b, const slm_member *mem, msgpack_unpacked *up,
+		    const msgpack_object *arr[CV_VOCAB_NKEYS], slm_err *err)
+{
+	size_t off = 0;
+	msgpack_unpacked_init(up);
+	if (msgpack_unpack_next(up, (const char *)mem->data, mem->size, &off) !=
+		    MSGPACK_UNPACK_SUCCESS ||
+	    up->data.type != MSGPACK_OBJECT_MAP)
+		return slm_seterr(err, EX_DATAERR, "%s: member '%s': not a msgpack map",
+				  bundle_path(b), mem->name);
+	const msgpack_object_map *mp = &up->data.via.map;
+	for (int j = 0; j < CV_VOCAB_NKEYS; j++)
+		arr[j] = NULL;
+	for (uint32_t i = 0; i < mp->size; i++) {
+		const msgpack_object *k = &mp->ptr[i].key;
+		for (int j = 0; j < CV_VOCAB_NKEYS; j++)
+			if (k->type == MSGPACK_OBJECT_STR &&
+			    k->via.str.size == strlen(cv_vocab_keys[j]) &&
+			    !memcmp(k->via.str.ptr, cv_vocab_keys[j], k->via.str.size))
+				arr[j] = &mp->ptr[i].val;
+	}
+	for (int j = 0; j < CV_VOCAB_NKEYS; j++)
+		if (arr[j] && arr[j]->type != MSGPACK_OBJECT_ARRAY)
+			return slm_seterr(err, EX_DATAERR, "%s: member '%s': '%s' is not an array",
+					  bundle_path(b), mem->name, cv_vocab_keys[j]);
+	return 0;
 }
 
 int cv_write_bundle(cv_model *m, const char *out, int gzip,

@@ -29,6 +29,7 @@
 #define SLM_CONVERT_H
 
 #include <jansson.h>
+#include <msgpack.h>
 #include <stdint.h>
 
 #include "bundle.h"
@@ -41,6 +42,18 @@
  * values: 1 normal, 2 unknown, 3 control, 4 user-defined, 5 unused,
  * 6 byte), "merges" (array of str "left right"). */
 #define SLM_VOCAB_MEMBER "tokenizer/vocab.msgpack"
+
+/* The vocabulary member's arrays, in the order of cv_vocab_keys. */
+enum { CV_VOCAB_TOKENS, CV_VOCAB_SCORES, CV_VOCAB_TYPES, CV_VOCAB_MERGES, CV_VOCAB_NKEYS };
+extern const char *const cv_vocab_keys[CV_VOCAB_NKEYS];
+
+/* Unpack the vocabulary member mem of bundle b into up (initialised
+ * here; the caller destroys it, also after a failure) and point arr[k] at
+ * the array under cv_vocab_keys[k], NULL where the key is absent. -1 (a
+ * data error naming the bundle and member) if the member is not a
+ * msgpack map or one of those keys holds something other than an array. */
+int cv_vocab_arrays(const slm_bundle *b, const slm_member *mem, msgpack_unpacked *up,
+		    const msgpack_object *arr[CV_VOCAB_NKEYS], slm_err *err);
 
 typedef struct cv_tensor cv_tensor;
 struct cv_tensor {

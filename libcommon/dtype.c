@@ -24,6 +24,7 @@ static const slm_dtype dtypes[] = {
 	{ "f64", 28, 1, 8 },       { "iq1_m", 29, 256, 56 },
 	{ "bf16", 30, 1, 2 },      { "tq1_0", 34, 256, 54 },
 	{ "tq2_0", 35, 256, 66 },  { "mxfp4", 39, 32, 17 },
+	{ "nvfp4", 40, 64, 36 },   { "q1_0", 41, 128, 18 },
 };
 
 #define NDTYPES (sizeof dtypes / sizeof dtypes[0])

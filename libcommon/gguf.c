@@ -17,6 +17,7 @@
 #define _GNU_SOURCE
 #endif
 #include "gguf.h"
+#include "dtype.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -48,79 +49,24 @@ struct gguf_file {
 };
 
 /* ---------------------------------------------------------------------
- * ggml type table
+ * ggml tensor types: dtype.c's table
  */
-
-struct ggml_type_info {
-	const char *name;
-	uint32_t blck;
-	uint32_t bytes;
-};
-
-#define QK_K 256
-static const struct ggml_type_info ggml_types[] = {
-	[0] = { "f32", 1, 4 },
-	[1] = { "f16", 1, 2 },
-	[2] = { "q4_0", 32, 2 + 16 },
-	[3] = { "q4_1", 32, 2 + 2 + 16 },
-	/* 4, 5: q4_2, q4_3, removed */
-	[6] = { "q5_0", 32, 2 + 4 + 16 },
-	[7] = { "q5_1", 32, 2 + 2 + 4 + 16 },
-	[8] = { "q8_0", 32, 2 + 32 },
-	[9] = { "q8_1", 32, 4 + 4 + 32 },
-	[10] = { "q2_k", QK_K, 2 + 2 + QK_K / 16 + QK_K / 4 },
-	[11] = { "q3_k", QK_K, 2 + QK_K / 4 + QK_K / 8 + 12 },
-	[12] = { "q4_k", QK_K, 2 + 2 + QK_K / 2 + 12 },
-	[13] = { "q5_k", QK_K, 2 + 2 + QK_K / 2 + QK_K / 8 + 12 },
-	[14] = { "q6_k", QK_K, 2 + QK_K / 2 + QK_K / 4 + QK_K / 16 },
-	[15] = { "q8_k", QK_K, 4 + QK_K + QK_K / 8 },
-	[16] = { "iq2_xxs", QK_K, 2 + QK_K / 4 },
-	[17] = { "iq2_xs", QK_K, 2 + QK_K / 4 + QK_K / 32 },
-	[18] = { "iq3_xxs", QK_K, 2 + QK_K / 4 + QK_K / 8 },
-	[19] = { "iq1_s", QK_K, 2 + QK_K / 8 + QK_K / 16 },
-	[20] = { "iq4_nl", 32, 2 + 16 },
-	[21] = { "iq3_s", QK_K, 2 + QK_K / 4 + QK_K / 8 + QK_K / 32 + 4 },
-	[22] = { "iq2_s", QK_K, 2 + QK_K / 4 + QK_K / 16 },
-	[23] = { "iq4_xs", QK_K, 2 + 2 + QK_K / 2 + QK_K / 64 },
-	[24] = { "i8", 1, 1 },
-	[25] = { "i16", 1, 2 },
-	[26] = { "i32", 1, 4 },
-	[27] = { "i64", 1, 8 },
-	[28] = { "f64", 1, 8 },
-	[29] = { "iq1_m", QK_K, QK_K / 8 + QK_K / 16 + QK_K / 32 },
-	[30] = { "bf16", 1, 2 },
-	/* 31-33: q4_0_4_4, q4_0_4_8, q4_0_8_8, removed from GGUF */
-	[34] = { "tq1_0", QK_K, 2 + 4 * 13 },
-	[35] = { "tq2_0", QK_K, 2 + 64 },
-	/* 36-38: iq4_nl_4_4, iq4_nl_4_8, iq4_nl_8_8, removed */
-	[39] = { "mxfp4", 32, 1 + 16 },
-	[40] = { "nvfp4", 64, 4 + 32 },
-	[41] = { "q1_0", 128, 2 + 16 },
-};
-#define N_GGML_TYPES (sizeof ggml_types / sizeof ggml_types[0])
-
-static const struct ggml_type_info *type_info(uint32_t t)
-{
-	if (t >= N_GGML_TYPES || !ggml_types[t].name)
-		return NULL;
-	return &ggml_types[t];
-}
 
 const char *gguf_type_name(uint32_t ggml_type)
 {
-	const struct ggml_type_info *ti = type_info(ggml_type);
-	return ti ? ti->name : NULL;
+	const slm_dtype *dt = dtype_by_ggml(ggml_type);
+	return dt ? dt->name : NULL;
 }
 
 int gguf_type_block(uint32_t ggml_type, uint32_t *block_elems, uint32_t *block_bytes)
 {
-	const struct ggml_type_info *ti = type_info(ggml_type);
-	if (!ti)
+	const slm_dtype *dt = dtype_by_ggml(ggml_type);
+	if (!dt)
 		return -1;
 	if (block_elems)
-		*block_elems = ti->blck;
+		*block_elems = dt->block_elems;
 	if (block_bytes)
-		*block_bytes = ti->bytes;
+		*block_bytes = dt->block_bytes;
 	return 0;
 }
 
@@ -567,7 +513,7 @@ static int parse_tensors(gguf_file *f, rd *r, uint64_t n_t, size_t *info_at)
 		return oom(r->err, r->name);
 	for (i = 0; i < n_t; i++) {
 		gguf_tensor *t = &f->t[i];
-		const struct ggml_type_info *ti;
+		const slm_dtype *dt;
 		size_t name_at = r->pos, at, slot;
 		uint64_t nel = 1, sz, d;
 
@@ -602,15 +548,15 @@ static int parse_tensors(gguf_file *f, rd *r, uint64_t n_t, size_t *info_at)
 		at = r->pos;
 		if (rd_u32(r, &t->ggml_type, "tensor type"))
 			return -1;
-		ti = type_info(t->ggml_type);
-		if (!ti)
+		dt = dtype_by_ggml(t->ggml_type);
+		if (!dt)
 			return rd_fail(r, at, "unsupported ggml type %u", t->ggml_type);
-		if (t->ne[0] % ti->blck)
+		if (t->ne[0] % dt->block_elems)
 			return rd_fail(r, at, "ne[0] = %llu is not a multiple of the "
 				       "block size %u of type %s",
-				       (unsigned long long)t->ne[0], ti->blck, ti->name);
+				       (unsigned long long)t->ne[0], dt->block_elems, dt->name);
 		/* bytes = ne[0]/blck * bytes_per_block * ne[1] * ne[2] * ne[3] */
-		if (slm_mul_ok(t->ne[0] / ti->blck, ti->bytes, &sz))
+		if (slm_mul_ok(t->ne[0] / dt->block_elems, dt->block_bytes, &sz))
 			return rd_fail(r, at, "tensor size overflows");
 		for (d = 1; d < GGUF_MAX_DIMS; d++)
 			if (slm_mul_ok(sz, t->ne[d], &sz))

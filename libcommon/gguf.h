@@ -133,8 +133,9 @@ int gguf_str_eq(gguf_str s, const char *c);
 /* "uint8", ..., "float64"; NULL if unknown. */
 const char *gguf_value_type_name(uint32_t type);
 
-/* ggml tensor types: "f32", "f16", "q4_0", ..., "q2_k".."q8_k", "iq2_xxs",
- * ..., "bf16", "tq1_0", "tq2_0", "mxfp4", "nvfp4", "q1_0"; NULL if unknown. */
+/* ggml tensor types, from dtype.h's table: "f32", "f16", "q4_0", ...,
+ * "q2_k".."q8_k", "iq2_xxs", ..., "bf16", "tq1_0", "tq2_0", "mxfp4",
+ * "nvfp4", "q1_0"; NULL if unknown. */
 const char *gguf_type_name(uint32_t ggml_type);
 /* Elements per block and bytes per block; -1 if the type is unknown. */
 int gguf_type_block(uint32_t ggml_type, uint32_t *block_elems, uint32_t *block_bytes);

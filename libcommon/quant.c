@@ -1262,6 +1262,60 @@ const float *quant_imatrix_find(const quant_imatrix *im, const char *name, size_
 	return NULL;
 }
 
+quant_imatrix *quant_imatrix_new(void)
+{
+	return slm_xcalloc(1, sizeof(quant_imatrix));
+}
+
+void quant_imatrix_set(quant_imatrix *im, const char *name, const float *v, size_t n)
+{
+	for (size_t i = 0; i < im->n; i++)
+		if (!strcmp(im->e[i].name, name)) {
+			free(im->e[i].v);
+			im->e[i].v = slm_xmalloc((n ? n : 1) * sizeof *v);
+			im->e[i].n = n;
+			memcpy(im->e[i].v, v, n * sizeof *v);
+			return;
+		}
+	im_entry *e = im_add(im, name, strlen(name), n);
+	memcpy(e->v, v, n * sizeof *v);
+}
+
+static void put_i32(FILE *f, int32_t v)
+{
+	uint8_t b[4] = { (uint8_t)v, (uint8_t)(v >> 8), (uint8_t)(v >> 16),
+			 (uint8_t)(v >> 24) };
+	fwrite(b, 1, 4, f);
+}
+
+int quant_imatrix_save(const quant_imatrix *im, const char *path, int nchunks,
+		       const char *dataset, slm_err *err)
+{
+	slm_afile af;
+	if (slm_afile_open(&af, path, err) < 0)
+		return -1;
+	/* each entry's means with a call count of 1 (so that they read back
+	 * exactly); the number of chunks goes in the trailer */
+	put_i32(af.fp, (int32_t)im->n);
+	for (size_t i = 0; i < im->n; i++) {
+		const im_entry *e = &im->e[i];
+		put_i32(af.fp, (int32_t)strlen(e->name));
+		fputs(e->name, af.fp);
+		put_i32(af.fp, 1);
+		put_i32(af.fp, (int32_t)e->n);
+		for (size_t k = 0; k < e->n; k++)
+			put_i32(af.fp, (int32_t)kb_f32_bits(e->v[k]));
+	}
+	put_i32(af.fp, nchunks);
+	put_i32(af.fp, (int32_t)strlen(dataset));
+	fputs(dataset, af.fp);
+	if (ferror(af.fp)) {
+		slm_afile_abort(&af);
+		return slm_seterr(err, EX_IOERR, "%s: write error", path);
+	}
+	return slm_afile_commit(&af, err);
+}
+
 static float ld_f32(const uint8_t *p)
 {
 	return kb_bits_f32(kb_ld32(p));

@@ -99,5 +99,16 @@ size_t quant_imatrix_count(const quant_imatrix *im);
 /* The importances of a tensor and their count; NULL if absent. */
 const float *quant_imatrix_find(const quant_imatrix *im, const char *name,
 				size_t *n);
+/* Building one from calibration: an empty matrix, then each tensor's n
+ * importances (copied; a name set twice is replaced). */
+quant_imatrix *quant_imatrix_new(void);
+void quant_imatrix_set(quant_imatrix *im, const char *name, const float *v,
+		       size_t n);
+/* Write the legacy binary form (what llama-quantize and quant_imatrix_load
+ * read) atomically to path ("-": standard output), the values exactly as
+ * set; nchunks, the number of calibration chunks, and dataset, the name of
+ * their source, go in its trailer as llama-imatrix writes them. */
+int quant_imatrix_save(const quant_imatrix *im, const char *path, int nchunks,
+		       const char *dataset, slm_err *err);
 
 #endif

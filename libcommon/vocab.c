@@ -904,47 +904,26 @@ int tok_vocab_from_bundle(tok_vocab **v, const slm_bundle *b, slm_err *err)
 
 	int rc = -1;
 	msgpack_unpacked up;
-	msgpack_unpacked_init(&up);
-	size_t off = 0;
-	if (msgpack_unpack_next(&up, (const char *)mem->data, mem->size, &off) !=
-		    MSGPACK_UNPACK_SUCCESS ||
-	    up.data.type != MSGPACK_OBJECT_MAP) {
-		slm_seterr(err, EX_DATAERR, "%s: member '%s': not a msgpack map", where, mname);
+	const msgpack_object *arr[CV_VOCAB_NKEYS];
+	if (cv_vocab_arrays(b, mem, &up, arr, err) < 0)
 		goto out;
-	}
-	static const char *const names[] = { "tokens", "scores", "token_type", "merges" };
-	const msgpack_object *arr[4] = { NULL };
-	const msgpack_object_map *mp = &up.data.via.map;
-	for (uint32_t i = 0; i < mp->size; i++) {
-		const msgpack_object *k = &mp->ptr[i].key;
-		for (int j = 0; j < 4; j++)
-			if (k->type == MSGPACK_OBJECT_STR && k->via.str.size == strlen(names[j]) &&
-			    !memcmp(k->via.str.ptr, names[j], k->via.str.size))
-				arr[j] = &mp->ptr[i].val;
-	}
-	for (int j = 0; j < 4; j++)
-		if (arr[j] && arr[j]->type != MSGPACK_OBJECT_ARRAY) {
-			slm_seterr(err, EX_DATAERR, "%s: member '%s': '%s' is not an array",
-				   where, mname, names[j]);
-			goto out;
-		}
-	if (!arr[0]) {
+	if (!arr[CV_VOCAB_TOKENS]) {
 		slm_seterr(err, EX_DATAERR, "%s: member '%s': no tokens", where, mname);
 		goto out;
 	}
-	if (mp_strings(arr[0], &s, "tokens", &s.tok, &s.tok_len, &s.n, err) < 0 ||
-	    (arr[3] && mp_strings(arr[3], &s, "merges", &s.merge, &s.merge_len,
-				  &s.nmerges, err) < 0))
+	if (mp_strings(arr[CV_VOCAB_TOKENS], &s, "tokens", &s.tok, &s.tok_len, &s.n, err) < 0 ||
+	    (arr[CV_VOCAB_MERGES] && mp_strings(arr[CV_VOCAB_MERGES], &s, "merges", &s.merge,
+						&s.merge_len, &s.nmerges, err) < 0))
 		goto out;
-	for (int j = 1; j <= 2; j++) {
+	for (int j = CV_VOCAB_SCORES; j <= CV_VOCAB_TYPES; j++) {
 		if (!arr[j])
 			continue;
 		if (arr[j]->via.array.size < s.n) {
 			slm_seterr(err, EX_DATAERR, "%s: member '%s': '%s' has fewer entries than tokens",
-				   where, mname, names[j]);
+				   where, mname, cv_vocab_keys[j]);
 			goto out;
 		}
-		if (j == 1)
+		if (j == CV_VOCAB_SCORES)
 			s.scores = slm_xmalloc(s.n * sizeof *s.scores);
 		else
 			s.types = slm_xmalloc(s.n * sizeof *s.types);
@@ -952,10 +931,10 @@ int tok_vocab_from_bundle(tok_vocab **v, const slm_bundle *b, slm_err *err)
 			double d;
 			if (mp_number(&arr[j]->via.array.ptr[i], &d) < 0) {
 				slm_seterr(err, EX_DATAERR, "%s: member '%s': %s[%zu] is not a number",
-					   where, mname, names[j], i);
+					   where, mname, cv_vocab_keys[j], i);
 				goto out;
 			}
-			if (j == 1)
+			if (j == CV_VOCAB_SCORES)
 				s.scores[i] = (float)d;
 			else
 				s.types[i] = (int32_t)d;

@@ -208,8 +208,8 @@ sys.exit(0 if r.tag.endswith("svg") and len(r.findall(".//{http://www.w3.org/200
 
 	check "smollm2: profile --json" sh -c 'slm-perf profile -q -m "$1" -p 16 -n 4 --json > "$2/prof.json"' \
 		sh "$b" "$tmp"
-	check "smollm2: profile --json: prompt and decode forward" \
-		py '{(o["phase"], o["op"]) for o in js} >= {("prompt", "forward"), ("decode", "forward")} and all(o["total_ms"] > 0 and o["calls"] > 0 for o in js)' "$tmp/prof.json"
+	check "smollm2: profile --json: the parts of prompt and decode" \
+		py '{(o["phase"], o["op"]) for o in js} >= {("prompt", "matmul"), ("prompt", "attention"), ("decode", "matmul"), ("decode", "sampling"), ("decode", "logits")} and all(o["calls"] > 0 and o["total_ms"] >= 0 for o in js) and all(abs(sum(o["share"] for o in js if o["phase"] == p and not o["detail"]) - 1) < 1e-6 for p in ("prompt", "decode"))' "$tmp/prof.json"
 
 	check "smollm2: no progress when stderr is not a terminal" sh -c 'slm-perf ppl -m "$1" -c 128 --chunks 2 "$2" 2>&1 >/dev/null | grep -c chunk | grep -qx 0' \
 		sh "$b" "$text"

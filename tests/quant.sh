@@ -15,9 +15,11 @@
 #    on llama.cpp's logits (quantized vs F32) plus 0.01: the engines round
 #    activations differently, and 30 layers amplify that as much as the
 #    weights' rounding;
-#  - with slm-perf: perplexity on a fixed text (the GPL 3, 14 chunks of 512)
-#    of Q8_0 within 0.2% of F32. (slm's Q4_K_M is byte-identical to
-#    llama.cpp's, above, so their perplexities are equal.)
+#  - --calib: importances from a token stream (the GPL 2 through slm-tok);
+#  - with slm-perf: perplexity on another fixed text (the GPL 3, 14 chunks
+#    of 512): Q8_0 within 0.2% of F32; Q4_K_M with the importances below
+#    Q4_K_M without. (slm's Q4_K_M is byte-identical to llama.cpp's, above,
+#    so their perplexities are equal.)
 #
 # Environment (from make check): top_srcdir, top_builddir, PATH with the
 # tools. Exit 0 pass, 1 fail, 77 skip (no model: offline), 99 error.
@@ -228,7 +230,7 @@ if cmd == "logits":
     sys.exit(logits(*sys.argv[2:]))
 EOF
 	ll() { python3 "$tmp/ll.py" "$@"; }
-	for r in q4_k_m q4_k_s q5_k_m q3_k_m q2_k q6_k q8_0 q4_0 q5_1 f16 bf16; do
+	for r in q4_k_m q5_k_m q3_k_m q2_k q6_k q8_0 q4_0 bf16; do
 		if ll quantize "$tmp/f32.gguf" "$tmp/ll-$r.gguf" $r > "$tmp/ll.log" 2>&1 &&
 			slm-quant $r "$tmp/f32.slm" -o "$tmp/$r.slm" &&
 			slm-convert --to gguf "$tmp/$r.slm" -o "$tmp/$r.gguf"; then
@@ -266,24 +268,44 @@ else
 	skip "comparisons with llama.cpp" "python3 without llama_cpp, gguf and numpy"
 fi
 
-# ---- perplexity ----
+# ---- calibration and perplexity ----
+# Importances from a calibration stream (the GPL 2, tokenized by slm-tok),
+# then perplexities on another text (the GPL 3, 14 chunks of 512), all four
+# models in one slm-perf run.
+cal=/usr/share/common-licenses/GPL-2
 text=/usr/share/common-licenses/GPL-3
-ppl() { # ppl BUNDLE: prints the perplexity
-	slm-perf ppl -q -t 2 -c 512 --json -m "$1" "$text" |
-		python3 -c 'import json, sys; print(json.loads(sys.stdin.readline())["ppl"])'
-}
+if command -v slm-tok >/dev/null 2>&1 && [ -r "$cal" ]; then
+	check "tokenize the calibration text" slm-tok -m "$tmp/f32.slm" "$cal" -o "$tmp/cal.tok"
+	check "--calib writes an importance matrix" \
+		slm-quant --calib "$tmp/cal.tok" --chunks 8 "$tmp/f32.slm" -o "$tmp/cal.imatrix"
+	check "q4_k_m with it" slm-quant q4_k_m --imatrix "$tmp/cal.imatrix" "$tmp/f32.slm" \
+		-o "$tmp/q4i.slm"
+	check "q4_k_m --calib in one step gives the same bundle but for the manifest" sh -c '
+		slm-quant q4_k_m --calib "$1" --chunks 8 "$2" -o "$3" &&
+		slm-convert --to gguf "$3" -o "$3.gguf" && slm-convert --to gguf "$4" -o "$4.gguf" &&
+		python3 -c "
+import sys, gguf
+a, b = (gguf.GGUFReader(p).tensors for p in sys.argv[1:3])
+sys.exit(0 if all(x.data.tobytes() == y.data.tobytes() for x, y in zip(a, b)) else 1)
+" "$3.gguf" "$4.gguf"; rc=$?; rm -f "$3" "$3.gguf" "$4.gguf"; exit $rc' \
+		sh "$tmp/cal.tok" "$tmp/f32.slm" "$tmp/q4c.slm" "$tmp/q4i.slm"
+else
+	skip "calibration" "no slm-tok or no $cal"
+fi
 within() { # within A B PERCENT: |A/B - 1| <= PERCENT%
 	python3 -c 'import sys; a, b, p = map(float, sys.argv[1:]); sys.exit(0 if abs(a / b - 1) * 100 <= p else 1)' "$@"
 }
-if command -v slm-perf >/dev/null 2>&1 && [ -r "$text" ]; then
-	pf=$(ppl "$tmp/f32.slm") && p8=$(ppl "$tmp/q8.slm") || pf=
-	if [ -n "$pf" ]; then
-		check "Q8_0 perplexity $p8 within 0.2% of F32 $pf" within "$p8" "$pf" 0.2
-	else
-		fail "perplexity of F32 and Q8_0"
-	fi
+if command -v slm-perf >/dev/null 2>&1 && [ -r "$text" ] && [ -f "$tmp/q4i.slm" ] &&
+	slm-quant q4_k_m "$tmp/f32.slm" -o "$tmp/q4.slm" &&
+	slm-perf ppl -q -t 2 -c 512 --json -m "$tmp/f32.slm" -m "$tmp/q8.slm" -m "$tmp/q4.slm" \
+		-m "$tmp/q4i.slm" "$text" > "$tmp/ppl.json"; then
+	set -- $(python3 -c 'import json, sys; print(*[json.loads(l)["ppl"] for l in open(sys.argv[1])])' \
+		"$tmp/ppl.json")
+	check "Q8_0 perplexity $2 within 0.2% of F32's $1" within "$2" "$1" 0.2
+	check "Q4_K_M perplexity with importances $4 below $3 without (F32: $1)" \
+		python3 -c 'import sys; sys.exit(0 if float(sys.argv[1]) < float(sys.argv[2]) else 1)' "$4" "$3"
 else
-	skip "perplexity" "no slm-perf or no $text"
+	skip "perplexity" "no slm-perf, no $text or no calibrated model"
 fi
 
 echo "1..$n"

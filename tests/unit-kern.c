@@ -516,6 +516,113 @@ static void test_products(const slm_dtype *t, int64_t n, int nrows)
 	free(tol);
 }
 
+/* Batch and row-range invariance: for every variant, a matmul of B
+ * activations over rows [r0, r1) gives, bit for bit, what a matvec of each
+ * activation alone over all the rows gives (the per-row, per-activation
+ * reduction order does not depend on B, on the activation's place in the
+ * batch, nor on where the rows are split between threads). Sizes cover
+ * block counts of every residue mod 4 (the SIMD kernels handle blocks in
+ * pairs and accumulate in alternating chains); rows in tiles of 2 and
+ * activations in tiles of 4 meet odd leftovers with the odd B and ranges. */
+static void test_batch_invariance(const slm_dtype *t)
+{
+	static const int BS[] = { 1, 2, 3, 4, 5, 7, 8, 9, 16, 17, 33 };
+	enum { NB = sizeof BS / sizeof BS[0], BMAX = 33, NROWS = 13, NRANGE = 6 };
+	int id = t->ggml_id;
+	int64_t be = t->block_elems, ns[6];
+	int nn = 0;
+	if (be == 1) {
+		ns[nn++] = 37;
+		ns[nn++] = 64;
+		ns[nn++] = 1003;
+	} else if (be == QK) {
+		for (int k = 1; k <= 6; k++) /* nb 1, 2, 3, 6, 7, 37 */
+			ns[nn++] = QK * (k <= 3 ? k : k == 4 ? 6 : k == 5 ? 7 : 37);
+	} else {
+		ns[nn++] = QKK;
+		ns[nn++] = 3 * QKK;
+	}
+	for (int v = 0; v < NV; v++) {
+		if (!ops[v])
+			continue;
+		int good[NB], split_ok = 1, guard_ok = 1;
+		for (int k = 0; k < NB; k++)
+			good[k] = 1;
+		for (int ni = 0; ni < nn; ni++) {
+			int64_t n = ns[ni];
+			size_t rb = row_bytes(t, n), ab = kern_act_bytes(t, n);
+			uint8_t *w = xmalloc(rb * NROWS), *acts = xmalloc(ab * BMAX);
+			float *x = xmalloc((size_t)n * 4);
+			float *yfull = xmalloc((size_t)NROWS * BMAX * 4);
+			float *ym = xmalloc(((size_t)(NROWS + 3) * BMAX + 8) * 4);
+			make_weights(t, w, n * NROWS);
+			for (int b = 0; b < BMAX; b++) {
+				for (int64_t i = 0; i < n; i++)
+					x[i] = rndf(-1, 1) * (rnd() % 61 == 0 ? 16.0f : 1.0f);
+				ops[0]->quant_act[id](x, acts + b * ab, n);
+			}
+			/* the reference result: one activation, all rows */
+			for (int b = 0; b < BMAX; b++)
+				ops[v]->matmul[id](n, w, rb, NROWS, acts + b * ab, 0, 1,
+						   yfull + b * NROWS, 0);
+			for (int q = 0; q < NRANGE; q++) {
+				int r0, r1;
+				if (q == 0) {
+					r0 = 0;
+					r1 = NROWS;
+				} else {
+					r0 = (int)(rnd() % NROWS);
+					r1 = r0 + 1 + (int)(rnd() % (uint64_t)(NROWS - r0));
+				}
+				int nr = r1 - r0;
+				const uint8_t *wr = w + (size_t)r0 * rb;
+				/* matvec over a sub-range (a thread's share) */
+				for (int b = 0; b < BMAX; b += 4) {
+					ops[v]->matmul[id](n, wr, rb, nr, acts + b * ab, 0, 1, ym, 0);
+					if (memcmp(ym, yfull + b * NROWS + r0, (size_t)nr * 4))
+						split_ok = 0;
+				}
+				for (int k = 0; k < NB; k++) {
+					int B = BS[k];
+					int64_t ldy = nr + (int64_t)(rnd() % 4);
+					size_t tot = (size_t)ldy * B + 8;
+					for (size_t i = 0; i < tot; i++)
+						ym[i] = -7.5f;
+					ops[v]->matmul[id](n, wr, rb, nr, acts, ab, B, ym, ldy);
+					for (int b = 0; b < B; b++) {
+						if (memcmp(ym + b * ldy, yfull + b * NROWS + r0,
+							   (size_t)nr * 4)) {
+							if (good[k] && g_fail_diag++ < 10)
+								diag("%s %s n=%jd rows [%d, %d) B=%d act %d: "
+								     "matmul != matvec", t->name,
+								     VARIANTS[v], (intmax_t)n, r0, r1, B, b);
+							good[k] = 0;
+						}
+						for (int64_t j = nr; j < ldy; j++)
+							if (ym[b * ldy + j] != -7.5f)
+								guard_ok = 0;
+					}
+					for (size_t i = (size_t)ldy * B; i < tot; i++)
+						if (ym[i] != -7.5f)
+							guard_ok = 0;
+				}
+			}
+			free(w);
+			free(acts);
+			free(x);
+			free(yfull);
+			free(ym);
+		}
+		for (int k = 0; k < NB; k++)
+			ok(good[k], "%s: %s matmul B=%d == matvec per activation, "
+				    "bitwise (random row ranges)", t->name, VARIANTS[v], BS[k]);
+		ok(split_ok, "%s: %s matvec over a row range == the same rows of "
+			     "the whole, bitwise", t->name, VARIANTS[v]);
+		ok(guard_ok, "%s: %s matmul writes only y[b * ldy + r], r < rows",
+		   t->name, VARIANTS[v]);
+	}
+}
+
 /* public entry points: dispatch through the current variant */
 static void test_api(void)
 {
@@ -797,6 +904,7 @@ int main(int argc, char **argv)
 			continue;
 		test_golden(t);
 		test_dequant(t);
+		test_batch_invariance(t);
 		int64_t be = t->block_elems;
 		/* one block; many blocks (odd count); float types: odd n */
 		if (be == 1) {

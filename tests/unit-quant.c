@@ -395,6 +395,22 @@ static void test_imatrix(void)
 	fclose(f);
 	ok(quant_imatrix_load(&im, path, &err) < 0 && err.code == EX_DATAERR,
 	   "truncated imatrix: %s", err.msg);
+
+	/* written by quant_imatrix_save, read back exactly */
+	quant_imatrix *w = quant_imatrix_new();
+	float a[3] = { 0.1f, 3e-7f, 12345.678f }, b[2] = { 1, 2 };
+	quant_imatrix_set(w, "x.weight", b, 2);
+	quant_imatrix_set(w, "y.weight", b, 2);
+	quant_imatrix_set(w, "x.weight", a, 3);
+	if (ok(quant_imatrix_save(w, path, 7, "calib.tok", &err) == 0, "imatrix saved") &&
+	    ok(quant_imatrix_load(&im, path, &err) == 0, "and loaded back")) {
+		size_t n = 0;
+		const float *v = quant_imatrix_find(im, "x.weight", &n);
+		ok(v && n == 3 && !memcmp(v, a, sizeof a), "values read back exactly (replaced once)");
+		is_int((intmax_t)quant_imatrix_count(im), 2, "two entries saved");
+		quant_imatrix_free(im);
+	}
+	quant_imatrix_free(w);
 	unlink(path);
 }
 

@@ -210,40 +210,106 @@ AI void mm32_step(const int T, const int R, const int C, int64_t nb, int64_t i,
 	}
 }
 
-/* U = 2: two sets of accumulators, alternating blocks (latency of one row) */
+/* Blocks per chunk of the tiles' two passes (even: it keeps the parity). */
+#ifndef CH32
+#define CH32 32
+#endif
+
+/* The order of the float sums, the same for every tile shape (so that a
+ * matmul gives each activation bit for bit what its matvec gives, and a row
+ * the same bits whatever rows it is computed with): block i goes to chain
+ * i % 2 (acc, accm or acc2, accm2: two chains hide the latency of the FMA
+ * when one row meets one activation), each chain in increasing i, and the
+ * row's dot is hsum8((acc + accm) + (acc2 + accm2)). One row and one
+ * activation alternate the chains block by block; larger tiles, which have
+ * latency to spare but not the registers for two chains of every (row,
+ * activation), run the even blocks of a chunk, then its odd ones (the
+ * chunk stays in L1 between the two passes). */
 AI void mm32_tile(const int T, const int R, const int C, int64_t nb,
 		  const uint8_t *W, size_t rb, const uint8_t *A, size_t as,
 		  float *y, int64_t ldy)
 {
-	const int U = R * C == 1 ? 2 : 1;
 	__m256 acc[4][4], accm[4][4], acc2[4][4], accm2[4][4];
 #pragma GCC unroll 4
 	for (int r = 0; r < R; r++)
 #pragma GCC unroll 4
 		for (int c = 0; c < C; c++)
 			acc[r][c] = accm[r][c] = acc2[r][c] = accm2[r][c] = _mm256_setzero_ps();
-	int64_t i = 0;
-	if (U == 2)
+	if (R * C == 1) {
+		int64_t i = 0;
 		for (; i + 2 <= nb; i += 2) {
 			mm32_step(T, R, C, nb, i, W, rb, A, as, acc, accm);
 			mm32_step(T, R, C, nb, i + 1, W, rb, A, as, acc2, accm2);
 		}
-	for (; i < nb; i++)
-		mm32_step(T, R, C, nb, i, W, rb, A, as, acc, accm);
+		if (i < nb)
+			mm32_step(T, R, C, nb, i, W, rb, A, as, acc, accm);
+	} else {
+		/* the chains' sums in memory between the passes (a pass keeps
+		 * only its own chain in registers) */
+		__m256 sv[2][2][4][4];
+		for (int h = 0; h < 2; h++)
+#pragma GCC unroll 4
+			for (int r = 0; r < R; r++)
+#pragma GCC unroll 4
+				for (int c = 0; c < C; c++)
+					sv[h][0][r][c] = sv[h][1][r][c] = _mm256_setzero_ps();
+		for (int64_t i0 = 0; i0 < nb; i0 += CH32) {
+			int64_t i1 = i0 + CH32 < nb ? i0 + CH32 : nb;
+#pragma GCC unroll 1
+			for (int h = 0; h < 2; h++) {
+				__m256 pa[4][4], pm[4][4];
+#pragma GCC unroll 4
+				for (int r = 0; r < R; r++)
+#pragma GCC unroll 4
+					for (int c = 0; c < C; c++) {
+						pa[r][c] = sv[h][0][r][c];
+						pm[r][c] = sv[h][1][r][c];
+					}
+				for (int64_t i = i0 + h; i < i1; i += 2)
+					mm32_step(T, R, C, nb, i, W, rb, A, as, pa, pm);
+#pragma GCC unroll 4
+				for (int r = 0; r < R; r++)
+#pragma GCC unroll 4
+					for (int c = 0; c < C; c++) {
+						sv[h][0][r][c] = pa[r][c];
+						sv[h][1][r][c] = pm[r][c];
+					}
+			}
+		}
+#pragma GCC unroll 4
+		for (int r = 0; r < R; r++)
+#pragma GCC unroll 4
+			for (int c = 0; c < C; c++) {
+				acc[r][c] = sv[0][0][r][c];
+				accm[r][c] = sv[0][1][r][c];
+				acc2[r][c] = sv[1][0][r][c];
+				accm2[r][c] = sv[1][1][r][c];
+			}
+	}
 #pragma GCC unroll 4
 	for (int r = 0; r < R; r++)
 #pragma GCC unroll 4
 		for (int c = 0; c < C; c++) {
 			__m256 t = _mm256_add_ps(acc[r][c], accm[r][c]);
-			if (U == 2)
-				t = _mm256_add_ps(t, _mm256_add_ps(acc2[r][c], accm2[r][c]));
+			t = _mm256_add_ps(t, _mm256_add_ps(acc2[r][c], accm2[r][c]));
 			y[c * ldy + r] = hsum8(t);
 		}
 }
 
 /* One activation: row by row (one sequential stream through the weights,
  * which the hardware prefetchers follow; interleaving rows is slower on
- * matrices larger than the caches). Several: tiles of 2 rows x 4 activations. */
+ * matrices larger than the caches). Several: tiles of 2 rows x 4
+ * activations, then 2 rows x the 2 or 3 activations left. Every tile
+ * shape sums in the same order (see mm32_tile): the result of a (row,
+ * activation) does not depend on the tile that computes it. */
+#define MM_ROWS(TILE, T, C, n, w, rb, nr, a, as, y, ldy) \
+	do { \
+		int64_t r_ = 0; \
+		for (; r_ + 2 <= (nr); r_ += 2) \
+			TILE(T, 2, C, n, (w) + r_ * (rb), rb, a, as, (y) + r_, ldy); \
+		if (r_ < (nr)) \
+			TILE(T, 1, C, n, (w) + r_ * (rb), rb, a, as, (y) + r_, ldy); \
+	} while (0)
 #define MM_DRIVER(NAME, TILE, T) \
 	static void NAME(int64_t n, const void *W, size_t rb, int64_t nr, \
 			 const void *acts, size_t as, int B, float *y, \
@@ -251,16 +317,16 @@ AI void mm32_tile(const int T, const int R, const int C, int64_t nb,
 	{ \
 		const uint8_t *w = W, *a = acts; \
 		int b = 0; \
-		for (; b + 4 <= B; b += 4) { \
-			int64_t r = 0; \
-			for (; r + 2 <= nr; r += 2) \
-				TILE(T, 2, 4, n, w + r * rb, rb, a + b * as, as, \
-				     y + b * ldy + r, ldy); \
-			for (; r < nr; r++) \
-				TILE(T, 1, 4, n, w + r * rb, rb, a + b * as, as, \
-				     y + b * ldy + r, ldy); \
-		} \
-		for (; b < B; b++) \
+		for (; b + 4 <= B; b += 4) \
+			MM_ROWS(TILE, T, 4, n, w, rb, nr, a + b * as, as, \
+				y + b * ldy, ldy); \
+		if (B - b == 3) \
+			MM_ROWS(TILE, T, 3, n, w, rb, nr, a + b * as, as, \
+				y + b * ldy, ldy); \
+		else if (B - b == 2) \
+			MM_ROWS(TILE, T, 2, n, w, rb, nr, a + b * as, as, \
+				y + b * ldy, ldy); \
+		else if (B - b == 1) \
 			for (int64_t r = 0; r < nr; r++) \
 				TILE(T, 1, 1, n, w + r * rb, rb, a + b * as, as, \
 				     y + b * ldy + r, ldy); \

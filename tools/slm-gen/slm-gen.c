@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "blas.h"
 #include "bundle.h"
 #include "cli.h"
 #include "kern/kern.h"
@@ -425,11 +426,14 @@ int main(int argc, char **argv)
 			bundle_path(b), tok_n_vocab(vocab), m.n_vocab);
 	think_open = tok_find(vocab, "<think>", 7);
 	think_close = tok_find(vocab, "</think>", 8);
-	if (opt.verbose)
+	if (opt.verbose) {
+		char blas[160];
+		blas_setup(0, blas, sizeof blas);
 		fprintf(stderr,
-			"%s: %s: %s, %d layers, %d threads, kernels %s, context %d x %d slots, loaded in %.0f ms\n",
+			"%s: %s: %s, %d layers, %d threads, kernels %s, %s, context %d x %d slots, loaded in %.0f ms\n",
 			slm_progname, bundle_path(b), m.arch_name, m.n_layer, threads,
-			kern_variant_name(), n_ctx, slots, now_ms() - t_load0);
+			kern_variant_name(), blas, n_ctx, slots, now_ms() - t_load0);
+	}
 
 	FILE *fo = stdout;
 	if (opt.out && strcmp(opt.out, "-")) {

@@ -46,10 +46,10 @@ typedef struct perf_model {
 	double load_ms;        /* bundle_open + model_load */
 } perf_model;
 
-/* Load (dying with the library's message on failure) and unload. At most
- * one perf_model at a time may be unloaded while others stay loaded
- * only if it is the last one: model_free releases every model's small
- * f32 copies. */
+/* Load (dying with the library's message on failure) and unload. Unload
+ * models together, never one while another is still in use: model_free
+ * releases the small f32 tensor copies of every loaded model (model.c
+ * keeps them in one global list). */
 void perf_load(perf_model *pm, const char *arg);
 void perf_unload(perf_model *pm);
 /* The tokenizer of a loaded bundle (dies on failure). */

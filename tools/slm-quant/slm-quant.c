@@ -18,13 +18,17 @@
 #include "cli.h"
 #include "config.h"
 #include "kern/kern.h"
+#include "model.h"
 #include "pool.h"
 #include "quant.h"
+#include "stream.h"
 #include "util.h"
 
 static const char usage_text[] =
 	"usage: slm-quant TYPE [IN.slm] [-o OUT.slm] [-t N] [--keep GLOB=TYPE]...\n"
-	"                 [--pure] [--imatrix FILE] [--gzip] [-f] [-q] [-v] [--json]\n"
+	"                 [--pure] [--imatrix FILE | --calib STREAM [-c N] [--chunks N]]\n"
+	"                 [--gzip] [-f] [-q] [-v] [--json]\n"
+	"       slm-quant --calib STREAM [-c N] [--chunks N] [-t N] [IN.slm] [-o IMATRIX]\n"
 	"       slm-quant -h | --help | --version\n";
 
 typedef struct keep_rule {
@@ -33,9 +37,9 @@ typedef struct keep_rule {
 } keep_rule;
 
 static struct {
-	const char *out, *imatrix;
+	const char *out, *imatrix, *calib;
 	keep_rule *keep;
-	int nkeep, threads, pure, gzip, force, quiet, verbose, json;
+	int nkeep, threads, pure, gzip, force, quiet, verbose, json, ctx, chunks;
 } opt;
 
 /* ---- the plan ---- */
@@ -131,12 +135,12 @@ static job *make_plan(const slm_bundle *b, const quant_recipe *r,
 				if (strcmp(t->name, "token_embd.weight"))
 					slm_die(EX_DATAERR,
 						"%s: tensor '%s': %zu importances for %llu columns",
-						opt.imatrix, t->name, j->imat_n,
+						opt.imatrix ? opt.imatrix : opt.calib, t->name, j->imat_n,
 						(unsigned long long)t->ne[0]);
 				j->imat = NULL;
 			}
 			if (!j->imat && opt.verbose)
-				slm_warn("%s: no importances for %s", opt.imatrix, t->name);
+				slm_warn("%s: no importances for %s", opt.imatrix ? opt.imatrix : opt.calib, t->name);
 		}
 	}
 	if (requant && !opt.quiet)
@@ -265,9 +269,11 @@ static json_t *output_manifest(const slm_bundle *b, const quant_recipe *r)
 	json_object_set_new(q, "type", json_string(r->base));
 	json_object_set_new(q, "pure", json_boolean(opt.pure || r->pure));
 	json_object_set_new(q, "tool", json_string("slm-quant " PACKAGE_VERSION));
-	if (opt.imatrix) {
-		const char *base = strrchr(opt.imatrix, '/');
-		json_object_set_new(q, "imatrix", json_string(base ? base + 1 : opt.imatrix));
+	const char *imf = opt.imatrix ? opt.imatrix : opt.calib;
+	if (imf) {
+		const char *base = strrchr(imf, '/');
+		json_object_set_new(q, opt.imatrix ? "imatrix" : "calibration",
+				    json_string(base ? base + 1 : imf));
 	}
 	if (opt.nkeep) {
 		json_t *k = json_array();
@@ -428,6 +434,139 @@ static int write_output(const slm_bundle *b, const job *jobs, const quant_recipe
 	return 0;
 }
 
+/* ---- calibration: importances from the model's own activations ---- */
+
+typedef struct calib_acc {
+	const slm_tensor **w;    /* weights seen, in first-seen order */
+	double **sum;            /* per weight: sum of squared inputs per column */
+	uint64_t *count;         /* rows summed */
+	size_t n, cap;
+} calib_acc;
+
+/* The forward pass's hook: before each matrix product, its f32 input. */
+static void calib_hook(void *arg, const slm_tensor *w, const float *x, int64_t ldx, int B)
+{
+	calib_acc *a = arg;
+	size_t i = 0;
+	while (i < a->n && a->w[i] != w)
+		i++;
+	if (i == a->n) {
+		if (a->n == a->cap) {
+			a->cap = a->cap ? 2 * a->cap : 256;
+			a->w = slm_xrealloc(a->w, a->cap * sizeof *a->w);
+			a->sum = slm_xrealloc(a->sum, a->cap * sizeof *a->sum);
+			a->count = slm_xrealloc(a->count, a->cap * sizeof *a->count);
+		}
+		a->w[i] = w;
+		a->sum[i] = slm_xcalloc(w->ne[0], sizeof(double));
+		a->count[i] = 0;
+		a->n++;
+	}
+	double *s = a->sum[i];
+	int64_t n = (int64_t)w->ne[0];
+	for (int b = 0; b < B; b++) {
+		const float *r = x + (int64_t)b * ldx;
+		for (int64_t j = 0; j < n; j++)
+			s[j] += (double)r[j] * r[j];
+	}
+	a->count[i] += (uint64_t)B;
+}
+
+/* The tokens of every sequence record of a token stream, concatenated. */
+static int32_t *read_tokens(const char *path, size_t *n)
+{
+	slm_err err;
+	slm_sreader *r = sreader_open(path, &err);
+	if (!r)
+		slm_die_err(&err);
+	int32_t *tok = NULL;
+	size_t cap = 0;
+	*n = 0;
+	json_t *rec;
+	int rc;
+	while ((rc = sreader_next(r, &rec, &err)) == 1) {
+		if (stream_rec_type(rec) == SLM_REC_SEQ) {
+			json_t *a = json_object_get(rec, "tokens");
+			for (size_t i = 0; i < json_array_size(a); i++) {
+				if (*n == cap) {
+					cap = cap ? 2 * cap : 4096;
+					tok = slm_xrealloc(tok, cap * sizeof *tok);
+				}
+				tok[(*n)++] = (int32_t)json_integer_value(json_array_get(a, i));
+			}
+		}
+		json_decref(rec);
+	}
+	if (rc < 0)
+		slm_die_err(&err);
+	sreader_free(r);
+	return tok;
+}
+
+/* Run the model over chunks of opt.ctx tokens of the stream (each chunk
+ * from position 0, as llama-imatrix does) and return the mean squared
+ * input of every column of every weight matrix; *nchunks: chunks run. */
+static quant_imatrix *calibrate(const slm_bundle *b, slm_pool *pool, const char *shown,
+				int *nchunks)
+{
+	size_t ntok;
+	int32_t *tok = read_tokens(opt.calib, &ntok);
+	int ctx = opt.ctx ? opt.ctx : 512;
+	long chunks = (long)(ntok / (size_t)ctx);
+	if (opt.chunks && chunks > opt.chunks)
+		chunks = opt.chunks;
+	if (chunks < 1)
+		slm_die(EX_DATAERR, "%s: %zu tokens: calibration needs at least %d (-c)",
+			opt.calib, ntok, ctx);
+	slm_err err;
+	slm_model m;
+	if (model_load(&m, b, &err) < 0) {
+		slm_preerr(&err, "%s", shown);
+		slm_die_err(&err);
+	}
+	for (size_t i = 0; i < ntok; i++)
+		if (tok[i] < 0 || tok[i] >= m.n_vocab)
+			slm_die(EX_DATAERR, "%s: token %d is not in the model's vocabulary of %d",
+				opt.calib, (int)tok[i], m.n_vocab);
+	slm_kv kv;
+	if (kv_init(&kv, &m, 1, ctx, &err) < 0)
+		slm_die_err(&err);
+	slm_ctx *c = ctx_new(&m, &kv, pool, ctx);
+	calib_acc acc = { 0 };
+	ctx_set_act_hook(c, calib_hook, &acc);
+	slm_entry *e = slm_xmalloc((size_t)ctx * sizeof *e);
+	for (long k = 0; k < chunks; k++) {
+		for (int i = 0; i < ctx; i++)
+			e[i] = (slm_entry){ .token = tok[(size_t)k * (size_t)ctx + (size_t)i],
+					    .pos = i, .slot = 0, .logits = -1 };
+		model_forward(c, e, ctx, NULL);
+		if (opt.verbose)
+			fprintf(stderr, "%s: calibration chunk %ld/%ld\n", slm_progname, k + 1,
+				chunks);
+	}
+	quant_imatrix *im = quant_imatrix_new();
+	float *v = NULL;
+	for (size_t i = 0; i < acc.n; i++) {
+		size_t n = (size_t)acc.w[i]->ne[0];
+		v = slm_xrealloc(v, n * sizeof *v);
+		for (size_t j = 0; j < n; j++)
+			v[j] = (float)(acc.sum[i][j] / (double)acc.count[i]);
+		quant_imatrix_set(im, acc.w[i]->name, v, n);
+		free(acc.sum[i]);
+	}
+	free(v);
+	free(acc.w);
+	free(acc.sum);
+	free(acc.count);
+	free(e);
+	ctx_free(c);
+	kv_free(&kv);
+	model_free(&m);
+	free(tok);
+	*nchunks = (int)chunks;
+	return im;
+}
+
 /* ---- options ---- */
 
 static void add_keep(const char *arg)
@@ -450,7 +589,10 @@ static void add_keep(const char *arg)
 	opt.nkeep++;
 }
 
-enum { OPT_VERSION = 256, OPT_KEEP, OPT_PURE, OPT_IMATRIX, OPT_GZIP, OPT_JSON };
+enum {
+	OPT_VERSION = 256, OPT_KEEP, OPT_PURE, OPT_IMATRIX, OPT_GZIP, OPT_JSON, OPT_CALIB,
+	OPT_CHUNKS
+};
 
 int main(int argc, char **argv)
 {
@@ -463,6 +605,9 @@ int main(int argc, char **argv)
 		{ "keep", required_argument, NULL, OPT_KEEP },
 		{ "pure", no_argument, NULL, OPT_PURE },
 		{ "imatrix", required_argument, NULL, OPT_IMATRIX },
+		{ "calib", required_argument, NULL, OPT_CALIB },
+		{ "ctx", required_argument, NULL, 'c' },
+		{ "chunks", required_argument, NULL, OPT_CHUNKS },
 		{ "gzip", no_argument, NULL, OPT_GZIP },
 		{ "json", no_argument, NULL, OPT_JSON },
 		{ "force", no_argument, NULL, 'f' },
@@ -471,7 +616,7 @@ int main(int argc, char **argv)
 		{ NULL, 0, NULL, 0 },
 	};
 	int c;
-	while ((c = getopt_long(argc, argv, "ho:t:fqv", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "hc:o:t:fqv", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'h':
 			fputs(usage_text, stdout);
@@ -483,6 +628,9 @@ int main(int argc, char **argv)
 		case OPT_KEEP: add_keep(optarg); break;
 		case OPT_PURE: opt.pure = 1; break;
 		case OPT_IMATRIX: opt.imatrix = optarg; break;
+		case OPT_CALIB: opt.calib = optarg; break;
+		case 'c': opt.ctx = (int)slm_cli_long("-c", optarg, 8, 1 << 20); break;
+		case OPT_CHUNKS: opt.chunks = (int)slm_cli_long("--chunks", optarg, 1, 1 << 30); break;
 		case OPT_GZIP: opt.gzip = 1; break;
 		case OPT_JSON: opt.json = 1; break;
 		case 'f': opt.force = 1; break;
@@ -491,19 +639,27 @@ int main(int argc, char **argv)
 		default: slm_cli_usage_error(usage_text);
 		}
 	}
-	if (argc - optind < 1 || argc - optind > 2)
+	/* TYPE may be left out with --calib: then the importances are the output */
+	int npos = argc - optind;
+	const quant_recipe *r = npos >= 1 ? quant_recipe_by_name(argv[optind]) : NULL;
+	int calib_only = opt.calib && !r;
+	if (npos > 2 || (!calib_only && npos < 1) || (calib_only && npos > 1))
 		slm_cli_usage_error(usage_text);
-	const quant_recipe *r = quant_recipe_by_name(argv[optind]);
-	if (!r)
+	if (!r && !calib_only)
 		slm_die(EX_USAGE, "'%s' is not a type or recipe (%s)", argv[optind],
 			quant_recipe_names());
-	const char *in = argc - optind == 2 ? argv[optind + 1] : "-";
+	if (opt.calib && opt.imatrix)
+		slm_die(EX_USAGE, "--calib and --imatrix: give one");
+	const char *in = npos == (calib_only ? 1 : 2) ? argv[argc - 1] : "-";
 	if (!opt.out)
 		opt.out = "-";
 	if (!strcmp(opt.out, "-"))
-		slm_cli_refuse_tty(stdout, opt.force, "a bundle");
+		slm_cli_refuse_tty(stdout, opt.force,
+				   calib_only ? "an importance matrix" : "a bundle");
 	if (!strcmp(in, "-") && isatty(STDIN_FILENO))
 		slm_die(EX_USAGE, "no input: give a bundle, or pipe one in");
+	if (opt.calib && !strcmp(in, "-") && !strcmp(opt.calib, "-"))
+		slm_die(EX_USAGE, "--calib -: the bundle cannot come from standard input too");
 
 	slm_err err;
 	quant_imatrix *im = NULL;
@@ -513,13 +669,25 @@ int main(int argc, char **argv)
 	if (bundle_open(&b, in, &err) < 0)
 		slm_die_err(&err);
 	const char *shown = shown_path(in);
-	job *jobs = make_plan(b, r, im, shown);
 	int nth = opt.threads ? opt.threads : pool_default_threads();
 	slm_pool *pool = pool_new(nth < MAX_THREADS ? nth : MAX_THREADS, 0);
-	if (write_output(b, jobs, r, pool, shown, &err) < 0)
-		slm_die_err(&err);
+	if (opt.calib) {
+		int chunks;
+		im = calibrate(b, pool, shown, &chunks);
+		if (calib_only) {
+			const char *base = strrchr(opt.calib, '/');
+			if (quant_imatrix_save(im, opt.out, chunks, base ? base + 1 : opt.calib,
+					       &err) < 0)
+				slm_die_err(&err);
+		}
+	}
+	if (!calib_only) {
+		job *jobs = make_plan(b, r, im, shown);
+		if (write_output(b, jobs, r, pool, shown, &err) < 0)
+			slm_die_err(&err);
+		free(jobs);
+	}
 	pool_free(pool);
-	free(jobs);
 	bundle_close(b);
 	quant_imatrix_free(im);
 	for (int i = 0; i < opt.nkeep; i++)
