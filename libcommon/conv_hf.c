@@ -1822,9 +1822,7 @@ out:
  * them on one line. */
 static int one_line(slm_err *err)
 {
-	for (char *c = err->msg; *c; c++)
-		if ((unsigned char)*c < 0x20 || *c == 0x7f)
-			*c = '?';
+	slm_one_line(err->msg);
 	return -1;
 }
 

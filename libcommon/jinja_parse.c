@@ -127,6 +127,20 @@ static const char *expect_name(parser *P)
 		perr(P, cur(P)->line, "expected a name, got %s", describe(P, cur(P)));
 	return next(P)->s;
 }
+/* A filter's or test's name: name[.name...] */
+static const char *expect_dotted_name(parser *P)
+{
+	const char *name = expect_name(P);
+	while (is_op(P, OP_DOT)) {
+		next(P);
+		const char *more = expect_name(P);
+		size_t l = strlen(name) + strlen(more) + 2;
+		char *s = ja_alloc(P->a, l);
+		snprintf(s, l, "%s.%s", name, more);
+		name = s;
+	}
+	return name;
+}
 static void expect_type(parser *P, int type, const char *what)
 {
 	if (cur(P)->type != type)
@@ -157,6 +171,28 @@ static void nv_push(parser *P, nvec *v, jnode *x)
 	v->v[v->n++] = x;
 }
 
+/* Named nodes: a call's keyword arguments, a macro's parameters (NULL
+ * where there is no default), a with block's assignments. */
+typedef struct kwvec {
+	nvec vals;
+	const char **names;
+} kwvec;
+static void kw_push(parser *P, kwvec *k, const char *name, jnode *x)
+{
+	size_t cap = k->vals.cap;
+	nv_push(P, &k->vals, x);
+	if (k->vals.cap != cap)
+		k->names = ja_grow(P->a, k->names, cap * sizeof *k->names,
+				   k->vals.cap * sizeof *k->names);
+	k->names[k->vals.n - 1] = name;
+}
+static void set_kw(jnode *n, const kwvec *k)
+{
+	n->kw = k->vals.v;
+	n->kwnames = k->names;
+	n->nkw = k->vals.n;
+}
+
 static void enter(parser *P)
 {
 	if (++P->depth > MAX_NEST)
@@ -175,9 +211,8 @@ static jnode *parse_filter_expr(parser *P, jnode *node);
 /* (args, kw) of a call: "(" [expr | name=expr] {"," ...} [","] ")" */
 static void parse_call_args(parser *P, jnode *n)
 {
-	nvec args = { 0 }, kw = { 0 };
-	const char **names = NULL;
-	size_t ncap = 0;
+	nvec args = { 0 };
+	kwvec kw = { 0 };
 	expect_op(P, OP_LPAREN);
 	int require_comma = 0;
 	while (!is_op(P, OP_RPAREN)) {
@@ -193,16 +228,9 @@ static void parse_call_args(parser *P, jnode *n)
 		    peek(P, 1)->op == OP_ASSIGN) {
 			const char *key = next(P)->s;
 			next(P);
-			if (kw.n == ncap) {
-				size_t nc = ncap ? ncap * 2 : 4;
-				names = ja_grow(P->a, names, ncap * sizeof *names,
-						nc * sizeof *names);
-				ncap = nc;
-			}
-			names[kw.n] = key;
-			nv_push(P, &kw, parse_expression(P, 1));
+			kw_push(P, &kw, key, parse_expression(P, 1));
 		} else {
-			if (kw.n)
+			if (kw.vals.n)
 				perr(P, cur(P)->line, "%s",
 				     "positional argument follows keyword argument");
 			nv_push(P, &args, parse_expression(P, 1));
@@ -212,9 +240,7 @@ static void parse_call_args(parser *P, jnode *n)
 	expect_op(P, OP_RPAREN);
 	n->kids = args.v;
 	n->nkids = args.n;
-	n->kw = kw.v;
-	n->kwnames = names;
-	n->nkw = kw.n;
+	set_kw(n, &kw);
 }
 
 /* "|" name[.name] [(args)] */
@@ -225,15 +251,7 @@ static jnode *parse_filter(parser *P, jnode *node, int start_inline)
 			next(P);
 		start_inline = 0;
 		int line = cur(P)->line;
-		const char *name = expect_name(P);
-		while (is_op(P, OP_DOT)) {
-			next(P);
-			const char *more = expect_name(P);
-			size_t l = strlen(name) + strlen(more) + 2;
-			char *s = ja_alloc(P->a, l);
-			snprintf(s, l, "%s.%s", name, more);
-			name = s;
-		}
+		const char *name = expect_dotted_name(P);
 		int fid = jinja_filter_id(name);
 		if (fid < 0)
 			perr(P, line, "unsupported filter '%s'", name);
@@ -252,15 +270,7 @@ static jnode *parse_test(parser *P, jnode *node)
 {
 	int line = next(P)->line; /* "is" */
 	int negated = skip_name(P, "not");
-	const char *name = expect_name(P);
-	while (is_op(P, OP_DOT)) {
-		next(P);
-		const char *more = expect_name(P);
-		size_t l = strlen(name) + strlen(more) + 2;
-		char *s = ja_alloc(P->a, l);
-		snprintf(s, l, "%s.%s", name, more);
-		name = s;
-	}
+	const char *name = expect_dotted_name(P);
 	int tid = jinja_test_id(name);
 	if (tid < 0)
 		perr(P, line, "unsupported test '%s'", name);
@@ -816,13 +826,11 @@ static jnode *parse_macro(parser *P, int line)
 	static const char *const ends[] = { "endmacro", NULL };
 	jnode *n = mk(P, N_MACRO, line);
 	n->name = expect_name(P);
-	nvec defs = { 0 };
-	const char **names = NULL;
-	size_t cap = 0;
+	kwvec defs = { 0 };
 	int have_default = 0;
 	expect_op(P, OP_LPAREN);
 	while (!is_op(P, OP_RPAREN)) {
-		if (defs.n)
+		if (defs.vals.n)
 			expect_op(P, OP_COMMA);
 		const char *pname = expect_name(P);
 		jnode *def = NULL;
@@ -833,19 +841,11 @@ static jnode *parse_macro(parser *P, int line)
 			perr(P, cur(P)->line, "%s",
 			     "non-default argument follows default argument");
 		}
-		if (defs.n == cap) {
-			size_t nc = cap ? cap * 2 : 4;
-			names = ja_grow(P->a, names, cap * sizeof *names, nc * sizeof *names);
-			cap = nc;
-		}
-		names[defs.n] = pname;
-		nv_push(P, &defs, def);
+		kw_push(P, &defs, pname, def);
 	}
 	expect_op(P, OP_RPAREN);
 	expect_block_end(P);
-	n->kw = defs.v;
-	n->kwnames = names;
-	n->nkw = defs.n;
+	set_kw(n, &defs);
 	jnode *saved_macro = P->macro;
 	int saved_loops = P->loops;
 	P->macro = n;
@@ -864,21 +864,13 @@ static jnode *parse_with(parser *P, int line)
 {
 	static const char *const ends[] = { "endwith", NULL };
 	jnode *n = mk(P, N_WITH, line);
-	nvec vals = { 0 };
-	const char **names = NULL;
-	size_t cap = 0;
+	kwvec vals = { 0 };
 	while (cur(P)->type != TK_BLOCK_END) {
-		if (vals.n)
+		if (vals.vals.n)
 			expect_op(P, OP_COMMA);
 		const char *name = expect_name(P);
 		expect_op(P, OP_ASSIGN);
-		if (vals.n == cap) {
-			size_t nc = cap ? cap * 2 : 4;
-			names = ja_grow(P->a, names, cap * sizeof *names, nc * sizeof *names);
-			cap = nc;
-		}
-		names[vals.n] = name;
-		nv_push(P, &vals, parse_expression(P, 1));
+		kw_push(P, &vals, name, parse_expression(P, 1));
 	}
 	expect_block_end(P);
 	jnode *body = parse_body(P, ends, "with", line);

@@ -47,9 +47,7 @@ static int bad(const st_file *f, slm_err *err, uint64_t off, const char *fmt, ..
 	va_start(ap, fmt);
 	vsnprintf(what, sizeof what, fmt, ap);
 	va_end(ap);
-	for (char *c = what; *c; c++) /* names from the file: keep one line */
-		if ((unsigned char)*c < 0x20 || *c == 0x7f)
-			*c = '?';
+	slm_one_line(what); /* names from the file */
 	return slm_seterr(err, EX_DATAERR, "%s: offset %llu: %s", f->name,
 			  (unsigned long long)off, what);
 }

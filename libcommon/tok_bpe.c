@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "tok_heap.h"
 #include "vocab.h"
 
 typedef struct bsym {
@@ -28,47 +29,7 @@ static int pair_before(const bpair *a, const bpair *b)
 	return a->rank < b->rank || (a->rank == b->rank && a->left < b->left);
 }
 
-typedef struct heap {
-	bpair *h;
-	size_t n, cap;
-} heap;
-
-static void heap_push(heap *q, bpair p)
-{
-	if (q->n == q->cap) {
-		q->cap = q->cap ? q->cap * 2 : 64;
-		q->h = slm_xrealloc(q->h, q->cap * sizeof *q->h);
-	}
-	size_t i = q->n++;
-	while (i > 0) {
-		size_t up = (i - 1) / 2;
-		if (!pair_before(&p, &q->h[up]))
-			break;
-		q->h[i] = q->h[up];
-		i = up;
-	}
-	q->h[i] = p;
-}
-
-static bpair heap_pop(heap *q)
-{
-	bpair top = q->h[0], last = q->h[--q->n];
-	size_t i = 0;
-	for (;;) {
-		size_t c = 2 * i + 1;
-		if (c >= q->n)
-			break;
-		if (c + 1 < q->n && pair_before(&q->h[c + 1], &q->h[c]))
-			c++;
-		if (!pair_before(&q->h[c], &last))
-			break;
-		q->h[i] = q->h[c];
-		i = c;
-	}
-	if (q->n)
-		q->h[i] = last;
-	return top;
-}
+TOK_HEAP(heap, bpair, pair_before)
 
 static void try_pair(const tok_vocab *v, const bsym *s, heap *q, int32_t l, int32_t r)
 {

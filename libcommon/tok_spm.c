@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "tok_heap.h"
 #include "vocab.h"
 
 typedef struct ssym {
@@ -27,47 +28,7 @@ static int spair_before(const spair *a, const spair *b)
 	return a->score > b->score || (a->score == b->score && a->left < b->left);
 }
 
-typedef struct sheap {
-	spair *h;
-	size_t n, cap;
-} sheap;
-
-static void sheap_push(sheap *q, spair p)
-{
-	if (q->n == q->cap) {
-		q->cap = q->cap ? q->cap * 2 : 64;
-		q->h = slm_xrealloc(q->h, q->cap * sizeof *q->h);
-	}
-	size_t i = q->n++;
-	while (i > 0) {
-		size_t up = (i - 1) / 2;
-		if (!spair_before(&p, &q->h[up]))
-			break;
-		q->h[i] = q->h[up];
-		i = up;
-	}
-	q->h[i] = p;
-}
-
-static spair sheap_pop(sheap *q)
-{
-	spair top = q->h[0], last = q->h[--q->n];
-	size_t i = 0;
-	for (;;) {
-		size_t c = 2 * i + 1;
-		if (c >= q->n)
-			break;
-		if (c + 1 < q->n && spair_before(&q->h[c + 1], &q->h[c]))
-			c++;
-		if (!spair_before(&q->h[c], &last))
-			break;
-		q->h[i] = q->h[c];
-		i = c;
-	}
-	if (q->n)
-		q->h[i] = last;
-	return top;
-}
+TOK_HEAP(sheap, spair, spair_before)
 
 static void try_pair(const tok_vocab *v, const char *text, const ssym *s,
 		     sheap *q, int32_t l, int32_t r)

@@ -368,6 +368,13 @@ int slm_read_file(const char *path, char **data, size_t *size, slm_err *err)
 	return 0;
 }
 
+void slm_one_line(char *s)
+{
+	for (; *s; s++)
+		if ((unsigned char)*s < 0x20 || *s == 0x7f)
+			*s = '?';
+}
+
 const char *slm_fmt_size(uint64_t bytes, char buf[32])
 {
 	static const char *units[] = { "B", "KiB", "MiB", "GiB", "TiB" };

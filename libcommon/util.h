@@ -78,6 +78,10 @@ void slm_afile_abort(slm_afile *af);
 /* Read a whole file ("-" for stdin) into memory. */
 int slm_read_file(const char *path, char **data, size_t *size, slm_err *err);
 
+/* Keep a message that quotes names from a file on one line: control
+ * characters (below 0x20, and DEL) in s become '?'. */
+void slm_one_line(char *s);
+
 /* Human-readable sizes: "82.3 MiB". */
 const char *slm_fmt_size(uint64_t bytes, char buf[32]);
 

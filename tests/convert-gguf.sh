@@ -17,32 +17,15 @@
 # or neither a model nor the vocabularies available), 99 error.
 
 top_srcdir=${top_srcdir:-$(cd "$(dirname "$0")/.." && pwd)}
+. "$top_srcdir/tests/cli-lib.sh"
+cli_init convert-gguf slm-convert slm-pack
 check_py=$top_srcdir/scripts/gguf-check.py
-for t in slm-convert slm-pack; do
-	command -v $t >/dev/null 2>&1 || { echo "convert-gguf: $t not on PATH" >&2; exit 99; }
-done
 if ! python3 -c 'import gguf, numpy' >/dev/null 2>&1; then
 	echo "convert-gguf: python3 with gguf and numpy needed (pip install gguf numpy), skipping" >&2
 	exit 77
 fi
-vocab=${SLM_SHARED:-$top_srcdir/../shared}/vocab
+ran=0
 
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/convert-gguf.XXXXXX") || exit 99
-trap 'rm -rf "$tmp"' EXIT
-trap 'exit 1' INT TERM HUP
-
-n=0 failed=0 ran=0
-pass() { n=$((n + 1)); echo "ok $n - $1"; }
-fail() { n=$((n + 1)); failed=$((failed + 1)); echo "not ok $n - $1"; }
-check() { # check DESCRIPTION COMMAND...
-	d=$1; shift
-	if "$@" > "$tmp/out" 2> "$tmp/err"; then
-		pass "$d"
-	else
-		fail "$d"
-		sed 's/^/# /' "$tmp/out" "$tmp/err" | head -n 20
-	fi
-}
 # jq-like test of slm-pack info --json: info_is BUNDLE PYTHON-EXPR (on j)
 info_is() {
 	slm-pack info --json "$1" > "$tmp/info.json" &&
@@ -54,8 +37,7 @@ same_gguf() { python3 "$check_py" same "$1" "$2"; }
 # model NAME ARCH: the full set of checks on one fetched model
 model() {
 	g=$(bash "$top_srcdir/scripts/fetch-models" "$1") && [ -f "$g" ] || {
-		echo "ok $((n + 1)) - $1 # SKIP scripts/fetch-models $1 failed (offline?)"
-		n=$((n + 1))
+		skip "$1" "scripts/fetch-models $1 failed (offline?)"
 		return
 	}
 	ran=1
@@ -75,8 +57,7 @@ model() {
 		check "$1: llama.cpp loads the export, same logits" \
 			python3 "$check_py" llama "$g" "$tmp/$1.gguf"
 	else
-		n=$((n + 1))
-		echo "ok $n - $1: llama.cpp loads the export # SKIP no llama_cpp in python3"
+		skip "$1: llama.cpp loads the export" "no llama_cpp in python3"
 	fi
 	rm -f "$tmp/$1.gguf" "$tmp/again.slm"
 }
@@ -126,8 +107,7 @@ if [ -d "$vocab" ]; then
 		rm -f "$tmp/v.slm" "$tmp/v.gguf"
 	done
 else
-	n=$((n + 1))
-	echo "ok $n - vocabularies # SKIP $vocab not found"
+	skip vocabularies "$vocab not found"
 fi
 
 echo "1..$n"

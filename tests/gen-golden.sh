@@ -384,7 +384,7 @@ detect_variants() { # detect_variants BUNDLE (slm-gen -v names the variant in us
 	[ "${SLM_GEN_KERNELS:-}" = all ] || return 0
 	for v in ref avx2 avx512; do
 		SLM_KERNEL=$v slm-gen -v -m "$1" --json < /dev/null 2>&1 >/dev/null |
-			grep -q "kernels $v\b" && variants="$variants $v"
+			grep -q "kernels $v\([^a-z0-9]\|$\)" && variants="$variants $v"
 	done
 }
 

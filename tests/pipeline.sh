@@ -12,9 +12,9 @@
 #    its first near-tie (a step where its best logit leads by less than 1.0;
 #    see tests/gen-golden.sh for why such steps may go either way), and the
 #    text is non-empty and begins with llama.cpp's detokenized text of the
-#    tokens compared (all of it when there was no near-tie); a second,
-#    decisive question ("Count from 1 to 30...") must give llama.cpp's text
-#    exactly;
+#    tokens compared (all of it when there was no near-tie), then the
+#    newline slm-detok ends a sequence with; likewise a second question,
+#    "Continue the sequence: 1, 2, 3, 4, 5," (its first near-tie at step 15);
 #  - the binary pipeline and the same with --json streams agree;
 #  - liveness: slm-gen writes its first tok record, and slm-detok its first
 #    text, while slm-gen's input is still open (the writer holds the pipe
@@ -65,6 +65,11 @@ k, gen, text = int(sys.argv[1]), sys.argv[2], sys.argv[3]
 P = json.load(open(sys.argv[4]))["pipeline"][k]
 mine = [json.loads(l)["token"] for l in open(gen) if '"tok"' in l]
 txt = open(text, encoding="utf-8", errors="replace").read()
+# slm-detok(1): a newline follows the text of a complete sequence
+if not txt.endswith("\n"):
+    print("no newline after the text")
+    sys.exit(1)
+txt = txt[:-1]
 ref, gap, near = P["continuation"], P["gap"], P.get("near", {})
 m, note = len(ref), "equal"
 for s, r in enumerate(ref):
@@ -133,11 +138,12 @@ live_pid=$!
 	i=0
 	while [ ! -e release ] && [ $i -lt 600 ]; do sleep 1; i=$((i + 1)); done
 ) | slm-gen -m smol.slm --temp 0 -n 24 | slm-detok -m smol.slm > live.txt 2> live2.err &
-# wait_for FILE GREP-PATTERN: up to 300 s, then give up (a hang, not slowness)
+# wait_for FILE GREP-PATTERN: up to $SLM_TEST_TIMEOUT s (300), then give up
+# (a hang, not slowness)
 wait_for() {
 	i=0
 	while ! grep -q "$2" "$1" 2>/dev/null; do
-		[ $i -ge 300 ] && return 1
+		[ $i -ge "${SLM_TEST_TIMEOUT:-300}" ] && return 1
 		sleep 1
 		i=$((i + 1))
 	done

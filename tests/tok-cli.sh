@@ -24,33 +24,14 @@
 # shared vocabularies nor SmolLM2 available), 99 error.
 
 top_srcdir=${top_srcdir:-$(cd "$(dirname "$0")/.." && pwd)}
+. "$top_srcdir/tests/cli-lib.sh"
+cli_init tok-cli slm-tok slm-convert
 data=$top_srcdir/tests/data/cli
-for t in slm-tok slm-convert; do
-	command -v $t >/dev/null 2>&1 || { echo "tok-cli: $t not on PATH" >&2; exit 99; }
-done
 if ! command -v python3 >/dev/null 2>&1; then
 	echo "tok-cli: python3 needed, skipping" >&2
 	exit 77
 fi
-vocab=${SLM_SHARED:-$top_srcdir/../shared}/vocab
 
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/tok-cli.XXXXXX") || exit 99
-trap 'rm -rf "$tmp"' EXIT
-trap 'exit 1' INT TERM HUP
-
-n=0 failed=0
-pass() { n=$((n + 1)); echo "ok $n - $1"; }
-fail() { n=$((n + 1)); failed=$((failed + 1)); echo "not ok $n - $1"; }
-skip() { n=$((n + 1)); echo "ok $n - $1 # SKIP $2"; }
-check() { # check DESCRIPTION COMMAND...
-	d=$1; shift
-	if "$@" > "$tmp/out" 2> "$tmp/err"; then
-		pass "$d"
-	else
-		fail "$d"
-		sed 's/^/# /' "$tmp/out" "$tmp/err" | head -n 20
-	fi
-}
 # status IS DESCRIPTION COMMAND...: the command exits with IS
 status() {
 	want=$1 d=$2; shift 2

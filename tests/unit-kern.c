@@ -529,15 +529,17 @@ static void test_batch_invariance(const slm_dtype *t)
 	static const int BS[] = { 1, 2, 3, 4, 5, 7, 8, 9, 16, 17, 33 };
 	enum { NB = sizeof BS / sizeof BS[0], BMAX = 33, NROWS = 13, NRANGE = 6 };
 	int id = t->ggml_id;
-	int64_t be = t->block_elems, ns[6];
+	int64_t be = t->block_elems, ns[8];
 	int nn = 0;
 	if (be == 1) {
 		ns[nn++] = 37;
 		ns[nn++] = 64;
 		ns[nn++] = 1003;
 	} else if (be == QK) {
-		for (int k = 1; k <= 6; k++) /* nb 1, 2, 3, 6, 7, 37 */
-			ns[nn++] = QK * (k <= 3 ? k : k == 4 ? 6 : k == 5 ? 7 : 37);
+		/* nb 1, 2, 3, 6, 7, 37; 97 (activations past L1: other tiles) */
+		static const int nbs[] = { 1, 2, 3, 6, 7, 37, 97 };
+		for (int k = 0; k < 7; k++)
+			ns[nn++] = QK * nbs[k];
 	} else {
 		ns[nn++] = QKK;
 		ns[nn++] = 3 * QKK;

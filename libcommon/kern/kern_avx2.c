@@ -210,21 +210,12 @@ AI void mm32_step(const int T, const int R, const int C, int64_t nb, int64_t i,
 	}
 }
 
-/* Blocks per chunk of the tiles' two passes (even: it keeps the parity). */
-#ifndef CH32
-#define CH32 32
-#endif
-
-/* The order of the float sums, the same for every tile shape (so that a
+/* The order of the float sums is the same for every tile shape, so that a
  * matmul gives each activation bit for bit what its matvec gives, and a row
- * the same bits whatever rows it is computed with): block i goes to chain
- * i % 2 (acc, accm or acc2, accm2: two chains hide the latency of the FMA
- * when one row meets one activation), each chain in increasing i, and the
- * row's dot is hsum8((acc + accm) + (acc2 + accm2)). One row and one
- * activation alternate the chains block by block; larger tiles, which have
- * latency to spare but not the registers for two chains of every (row,
- * activation), run the even blocks of a chunk, then its odd ones (the
- * chunk stays in L1 between the two passes). */
+ * the same bits whatever rows it is computed with (a thread's share): block
+ * i goes to chain i % 2 (acc, accm or acc2, accm2: two chains hide the
+ * latency of the FMA when one row meets one activation), each chain in
+ * increasing i, and the dot is hsum8((acc + accm) + (acc2 + accm2)). */
 AI void mm32_tile(const int T, const int R, const int C, int64_t nb,
 		  const uint8_t *W, size_t rb, const uint8_t *A, size_t as,
 		  float *y, int64_t ldy)
@@ -235,57 +226,13 @@ AI void mm32_tile(const int T, const int R, const int C, int64_t nb,
 #pragma GCC unroll 4
 		for (int c = 0; c < C; c++)
 			acc[r][c] = accm[r][c] = acc2[r][c] = accm2[r][c] = _mm256_setzero_ps();
-	if (R * C == 1) {
-		int64_t i = 0;
-		for (; i + 2 <= nb; i += 2) {
-			mm32_step(T, R, C, nb, i, W, rb, A, as, acc, accm);
-			mm32_step(T, R, C, nb, i + 1, W, rb, A, as, acc2, accm2);
-		}
-		if (i < nb)
-			mm32_step(T, R, C, nb, i, W, rb, A, as, acc, accm);
-	} else {
-		/* the chains' sums in memory between the passes (a pass keeps
-		 * only its own chain in registers) */
-		__m256 sv[2][2][4][4];
-		for (int h = 0; h < 2; h++)
-#pragma GCC unroll 4
-			for (int r = 0; r < R; r++)
-#pragma GCC unroll 4
-				for (int c = 0; c < C; c++)
-					sv[h][0][r][c] = sv[h][1][r][c] = _mm256_setzero_ps();
-		for (int64_t i0 = 0; i0 < nb; i0 += CH32) {
-			int64_t i1 = i0 + CH32 < nb ? i0 + CH32 : nb;
-#pragma GCC unroll 1
-			for (int h = 0; h < 2; h++) {
-				__m256 pa[4][4], pm[4][4];
-#pragma GCC unroll 4
-				for (int r = 0; r < R; r++)
-#pragma GCC unroll 4
-					for (int c = 0; c < C; c++) {
-						pa[r][c] = sv[h][0][r][c];
-						pm[r][c] = sv[h][1][r][c];
-					}
-				for (int64_t i = i0 + h; i < i1; i += 2)
-					mm32_step(T, R, C, nb, i, W, rb, A, as, pa, pm);
-#pragma GCC unroll 4
-				for (int r = 0; r < R; r++)
-#pragma GCC unroll 4
-					for (int c = 0; c < C; c++) {
-						sv[h][0][r][c] = pa[r][c];
-						sv[h][1][r][c] = pm[r][c];
-					}
-			}
-		}
-#pragma GCC unroll 4
-		for (int r = 0; r < R; r++)
-#pragma GCC unroll 4
-			for (int c = 0; c < C; c++) {
-				acc[r][c] = sv[0][0][r][c];
-				accm[r][c] = sv[0][1][r][c];
-				acc2[r][c] = sv[1][0][r][c];
-				accm2[r][c] = sv[1][1][r][c];
-			}
+	int64_t i = 0;
+	for (; i + 2 <= nb; i += 2) {
+		mm32_step(T, R, C, nb, i, W, rb, A, as, acc, accm);
+		mm32_step(T, R, C, nb, i + 1, W, rb, A, as, acc2, accm2);
 	}
+	if (i < nb)
+		mm32_step(T, R, C, nb, i, W, rb, A, as, acc, accm);
 #pragma GCC unroll 4
 	for (int r = 0; r < R; r++)
 #pragma GCC unroll 4
@@ -296,21 +243,43 @@ AI void mm32_tile(const int T, const int R, const int C, int64_t nb,
 		}
 }
 
+/* Rows of a tile: 1 or 2, and 2 only when the tile's activations (c of
+ * them, ab bytes each) stay in L1 no longer: reading them once for 2 rows
+ * then saves more than the registers 2 rows take (2 x 4 x 2 chains: some
+ * live in memory) cost. */
+#define MM_RT(c, ab) ((c) * (ab) > 28672 ? 2 : 1)
+
 /* One activation: row by row (one sequential stream through the weights,
  * which the hardware prefetchers follow; interleaving rows is slower on
- * matrices larger than the caches). Several: tiles of 2 rows x 4
- * activations, then 2 rows x the 2 or 3 activations left. Every tile
- * shape sums in the same order (see mm32_tile): the result of a (row,
- * activation) does not depend on the tile that computes it. */
-#define MM_ROWS(TILE, T, C, n, w, rb, nr, a, as, y, ldy) \
+ * matrices larger than the caches). Several: tiles of 1 or 2 rows x 4
+ * activations, then x the 2 or 3 activations left. Every tile shape sums
+ * in the same order (see mm32_tile): the result of a (row, activation)
+ * does not depend on the tile that computes it. Each tile shape is a
+ * function of its own (the register allocation of one does not suffer
+ * from the others). RT(c): rows per tile of c activations (MM_RT2: 2). */
+#define MM_TILE(NAME, TILE, T, R, C) \
+	static __attribute__((noinline, unused)) void NAME##_##R##x##C( \
+		int64_t n, const uint8_t *w, size_t rb, int64_t nr, \
+		const uint8_t *a, size_t as, float *y, int64_t ldy) \
+	{ \
+		for (int64_t r = 0; r + R <= nr; r += R) \
+			TILE(T, R, C, n, w + r * rb, rb, a, as, y + r, ldy); \
+	}
+/* rows [0, nr) with tiles of RT rows (and 1 for an odd last one) */
+#define MM_ROWS(NAME, RT, C, n, w, rb, nr, a, as, y, ldy) \
 	do { \
-		int64_t r_ = 0; \
-		for (; r_ + 2 <= (nr); r_ += 2) \
-			TILE(T, 2, C, n, (w) + r_ * (rb), rb, a, as, (y) + r_, ldy); \
+		int64_t r_ = (RT) == 2 ? (nr) & ~(int64_t)1 : 0; \
+		if (r_) \
+			NAME##_2x##C(n, w, rb, r_, a, as, y, ldy); \
 		if (r_ < (nr)) \
-			TILE(T, 1, C, n, (w) + r_ * (rb), rb, a, as, (y) + r_, ldy); \
+			NAME##_1x##C(n, (w) + r_ * (rb), rb, (nr) - r_, a, as, \
+				     (y) + r_, ldy); \
 	} while (0)
-#define MM_DRIVER(NAME, TILE, T) \
+#define MM_DRIVER_R(NAME, TILE, T, RT) \
+	MM_TILE(NAME, TILE, T, 1, 1) \
+	MM_TILE(NAME, TILE, T, 1, 2) MM_TILE(NAME, TILE, T, 2, 2) \
+	MM_TILE(NAME, TILE, T, 1, 3) MM_TILE(NAME, TILE, T, 2, 3) \
+	MM_TILE(NAME, TILE, T, 1, 4) MM_TILE(NAME, TILE, T, 2, 4) \
 	static void NAME(int64_t n, const void *W, size_t rb, int64_t nr, \
 			 const void *acts, size_t as, int B, float *y, \
 			 int64_t ldy) \
@@ -318,27 +287,28 @@ AI void mm32_tile(const int T, const int R, const int C, int64_t nb,
 		const uint8_t *w = W, *a = acts; \
 		int b = 0; \
 		for (; b + 4 <= B; b += 4) \
-			MM_ROWS(TILE, T, 4, n, w, rb, nr, a + b * as, as, \
+			MM_ROWS(NAME, RT(4), 4, n, w, rb, nr, a + b * as, as, \
 				y + b * ldy, ldy); \
 		if (B - b == 3) \
-			MM_ROWS(TILE, T, 3, n, w, rb, nr, a + b * as, as, \
+			MM_ROWS(NAME, RT(3), 3, n, w, rb, nr, a + b * as, as, \
 				y + b * ldy, ldy); \
 		else if (B - b == 2) \
-			MM_ROWS(TILE, T, 2, n, w, rb, nr, a + b * as, as, \
+			MM_ROWS(NAME, RT(2), 2, n, w, rb, nr, a + b * as, as, \
 				y + b * ldy, ldy); \
 		else if (B - b == 1) \
-			for (int64_t r = 0; r < nr; r++) \
-				TILE(T, 1, 1, n, w + r * rb, rb, a + b * as, as, \
-				     y + b * ldy + r, ldy); \
+			NAME##_1x1(n, w, rb, nr, a + b * as, as, y + b * ldy, ldy); \
 	}
+#define MM_RT2(c) 2
+#define MM_RT32(c) MM_RT(c, a32_bytes(n))
+#define MM_DRIVER(NAME, TILE, T) MM_DRIVER_R(NAME, TILE, T, MM_RT2)
 
 #define TILE32(T, R, C, n, w, rb, a, as, y, ldy) \
 	mm32_tile(T, R, C, (n) / QK, w, rb, a, as, y, ldy)
-MM_DRIVER(mm_q4_0, TILE32, KT_Q4_0)
-MM_DRIVER(mm_q4_1, TILE32, KT_Q4_1)
-MM_DRIVER(mm_q5_0, TILE32, KT_Q5_0)
-MM_DRIVER(mm_q5_1, TILE32, KT_Q5_1)
-MM_DRIVER(mm_q8_0, TILE32, KT_Q8_0)
+MM_DRIVER_R(mm_q4_0, TILE32, KT_Q4_0, MM_RT32)
+MM_DRIVER_R(mm_q4_1, TILE32, KT_Q4_1, MM_RT32)
+MM_DRIVER_R(mm_q5_0, TILE32, KT_Q5_0, MM_RT32)
+MM_DRIVER_R(mm_q5_1, TILE32, KT_Q5_1, MM_RT32)
+MM_DRIVER_R(mm_q8_0, TILE32, KT_Q8_0, MM_RT32)
 
 /* ---------------------------------------------------------------------
  * k-quants (q4_K, q5_K, q6_K) with q8_K activations

@@ -136,12 +136,20 @@ AI void mm32_step(const int T, const int R, const int C, const int single,
 	}
 }
 
-/* U = 2: two sets of accumulators, alternating pairs (latency of one row) */
+/* The order of the float sums is the same for every tile shape, so that a
+ * matmul gives each activation bit for bit what its matvec gives, and a row
+ * the same bits whatever rows it is computed with (a thread's share).
+ * q8_0 (its matvec runs row by row, where one chain would wait on the FMA's
+ * latency): pair k (blocks 2k, 2k+1) goes to chain k % 2 (acc, accm or
+ * acc2, accm2), a last single block to chain 0, and the dot is
+ * reduce((acc + accm) + (acc2 + accm2)). The nibble types (their matvec
+ * runs 2 rows at a time, latency enough): one chain of the pairs, then the
+ * single block, and the dot is reduce(acc + accm). */
 AI void mm32_tile(const int T, const int R, const int C, int64_t nb,
 		  const uint8_t *W, size_t rb, const uint8_t *A, size_t as,
 		  float *y, int64_t ldy)
 {
-	const int U = R * C == 1 ? 2 : 1;
+	const int U = T == KT_Q8_0 ? 2 : 1;
 	const dec32_consts K = dec32_init(T);
 	__m512 acc[4][4], accm[4][4], acc2[4][4], accm2[4][4];
 #pragma GCC unroll 4
@@ -175,33 +183,52 @@ AI void mm32_tile(const int T, const int R, const int C, int64_t nb,
  * of the memory-bound types on matrices larger than the caches), or 2 rows
  * at a time (RV = 2) for the compute-bound nibble types, where sharing the
  * activation's loads gains about 10% on Zen 5. Several activations: tiles
- * of 2 rows x 4 activations. */
-#define MM_DRIVER(NAME, TILE, T) MM_DRIVER_R(NAME, TILE, T, 1)
+ * of 2 rows x 4 activations, then x the 2 or 3 left. Every tile shape sums
+ * in the same order (see mm32_tile): the result of a (row, activation)
+ * does not depend on the tile that computes it. Each tile shape is a
+ * function of its own (the register allocation of one does not suffer
+ * from the others). */
+#define MM_TILE(NAME, TILE, T, R, C) \
+	static __attribute__((noinline, unused)) void NAME##_##R##x##C( \
+		int64_t n, const uint8_t *w, size_t rb, int64_t nr, \
+		const uint8_t *a, size_t as, float *y, int64_t ldy) \
+	{ \
+		for (int64_t r = 0; r + R <= nr; r += R) \
+			TILE(T, R, C, n, w + r * rb, rb, a, as, y + r, ldy); \
+	}
+/* rows [0, nr) with tiles of RT rows (and 1 for an odd last one) */
+#define MM_ROWS(NAME, RT, C, n, w, rb, nr, a, as, y, ldy) \
+	do { \
+		int64_t r_ = (RT) == 2 ? (nr) & ~(int64_t)1 : 0; \
+		if (r_) \
+			NAME##_2x##C(n, w, rb, r_, a, as, y, ldy); \
+		if (r_ < (nr)) \
+			NAME##_1x##C(n, (w) + r_ * (rb), rb, (nr) - r_, a, as, \
+				     (y) + r_, ldy); \
+	} while (0)
 #define MM_DRIVER_R(NAME, TILE, T, RV) \
+	MM_TILE(NAME, TILE, T, 1, 1) MM_TILE(NAME, TILE, T, 2, 1) \
+	MM_TILE(NAME, TILE, T, 1, 2) MM_TILE(NAME, TILE, T, 2, 2) \
+	MM_TILE(NAME, TILE, T, 1, 3) MM_TILE(NAME, TILE, T, 2, 3) \
+	MM_TILE(NAME, TILE, T, 1, 4) MM_TILE(NAME, TILE, T, 2, 4) \
 	static void NAME(int64_t n, const void *W, size_t rb, int64_t nr, \
 			 const void *acts, size_t as, int B, float *y, \
 			 int64_t ldy) \
 	{ \
 		const uint8_t *w = W, *a = acts; \
 		int b = 0; \
-		for (; b + 4 <= B; b += 4) { \
-			int64_t r = 0; \
-			for (; r + 2 <= nr; r += 2) \
-				TILE(T, 2, 4, n, w + r * rb, rb, a + b * as, as, \
-				     y + b * ldy + r, ldy); \
-			for (; r < nr; r++) \
-				TILE(T, 1, 4, n, w + r * rb, rb, a + b * as, as, \
-				     y + b * ldy + r, ldy); \
-		} \
-		for (; b < B; b++) { \
-			int64_t r = 0; \
-			if (RV == 2) \
-				for (; r + 2 <= nr; r += 2) \
-					TILE(T, 2, 1, n, w + r * rb, rb, a + b * as, \
-					     as, y + b * ldy + r, ldy); \
-			for (; r < nr; r++) \
-				TILE(T, 1, 1, n, w + r * rb, rb, a + b * as, as, \
-				     y + b * ldy + r, ldy); \
+		for (; b + 4 <= B; b += 4) \
+			MM_ROWS(NAME, 2, 4, n, w, rb, nr, a + b * as, as, \
+				y + b * ldy, ldy); \
+		if (B - b == 3) { \
+			MM_ROWS(NAME, 2, 3, n, w, rb, nr, a + b * as, as, \
+				y + b * ldy, ldy); \
+		} else if (B - b == 2) { \
+			MM_ROWS(NAME, 2, 2, n, w, rb, nr, a + b * as, as, \
+				y + b * ldy, ldy); \
+		} else if (B - b == 1) { \
+			MM_ROWS(NAME, RV, 1, n, w, rb, nr, a + b * as, as, \
+				y + b * ldy, ldy); \
 		} \
 	}
 
