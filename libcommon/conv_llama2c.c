@@ -11,19 +11,15 @@
  */
 #include "convert.h"
 
-#include <errno.h>
-#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #define AK42_MAGIC 0x616b3432u
 #define AK42_HEADER 256
 
 typedef struct l2c_map {
-	uint8_t *base;
+	const uint8_t *base;
 	size_t size;
 } l2c_map;
 
@@ -31,43 +27,20 @@ static void l2c_unmap(void *p)
 {
 	l2c_map *m = p;
 	if (m->base)
-		munmap(m->base, m->size);
+		munmap((void *)m->base, m->size);
 	free(m);
 }
 
 /* Map a whole file; the mapping is released with the model. */
 static int map_file(cv_model *m, const char *path, l2c_map **out, slm_err *err)
 {
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	struct stat sb;
-	if (fd < 0)
-		return slm_seterr(err, EX_NOINPUT, "%s: %s", path, strerror(errno));
-	if (fstat(fd, &sb) < 0) {
-		int e = errno;
-		close(fd);
-		return slm_seterr(err, EX_IOERR, "%s: %s", path, strerror(e));
-	}
-	if (!S_ISREG(sb.st_mode)) {
-		close(fd);
-		return slm_seterr(err, EX_NOINPUT, "%s: not a regular file", path);
-	}
-	if ((uint64_t)sb.st_size > SIZE_MAX) {
-		close(fd);
-		return slm_seterr(err, EX_DATAERR, "%s: file too large to map", path);
-	}
+	const uint8_t *base;
+	size_t size;
+	if (slm_map_file(path, &base, &size, err) < 0)
+		return -1;
 	l2c_map *mp = slm_xcalloc(1, sizeof *mp);
-	mp->size = (size_t)sb.st_size;
-	if (mp->size) {
-		void *p = mmap(NULL, mp->size, PROT_READ, MAP_PRIVATE, fd, 0);
-		if (p == MAP_FAILED) {
-			int e = errno;
-			close(fd);
-			free(mp);
-			return slm_seterr(err, EX_OSERR, "%s: mmap: %s", path, strerror(e));
-		}
-		mp->base = p;
-	}
-	close(fd);
+	mp->base = base;
+	mp->size = size;
 	cv_model_hold(m, mp, l2c_unmap);
 	*out = mp;
 	return 0;

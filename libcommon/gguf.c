@@ -19,16 +19,12 @@
 #include "gguf.h"
 #include "dtype.h"
 
-#include <errno.h>
-#include <fcntl.h>
 #include <stddef.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 struct gguf_file {
 	const uint8_t *base;
@@ -701,49 +697,25 @@ int gguf_open_mem(gguf_file **out, const void *data, size_t n, const char *name,
 int gguf_open(gguf_file **out, const char *path, slm_err *err)
 {
 	gguf_file *f;
-	struct stat st;
-	void *m;
-	int fd;
+	const uint8_t *m;
+	size_t size;
 
 	*out = NULL;
 	if (!strcmp(path, "-"))
 		return slm_seterr(err, EX_USAGE, "-: GGUF from standard input is not "
 				  "supported (spool it to a file first)");
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return slm_seterr(err, EX_NOINPUT, "%s: %s", path, strerror(errno));
-	if (fstat(fd, &st)) {
-		int e = errno;
-		close(fd);
-		return slm_seterr(err, EX_IOERR, "%s: %s", path, strerror(e));
-	}
-	if (!S_ISREG(st.st_mode)) {
-		close(fd);
-		return slm_seterr(err, EX_NOINPUT, "%s: not a regular file", path);
-	}
-	if (st.st_size == 0) {
-		close(fd);
+	if (slm_map_file(path, &m, &size, err) < 0)
+		return -1;
+	if (size == 0)
 		return slm_seterr(err, EX_DATAERR, "%s: offset 0: empty file", path);
-	}
-	if ((uint64_t)st.st_size > SIZE_MAX) {
-		close(fd);
-		return slm_seterr(err, EX_DATAERR, "%s: file too large to map", path);
-	}
-	m = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
-	if (m == MAP_FAILED) {
-		int e = errno;
-		close(fd);
-		return slm_seterr(err, EX_OSERR, "%s: mmap: %s", path, strerror(e));
-	}
-	close(fd);
 	f = calloc(1, sizeof *f);
 	if (!f || !(f->name = strdup(path))) {
 		free(f);
-		munmap(m, (size_t)st.st_size);
+		munmap((void *)m, size);
 		return oom(err, path);
 	}
 	f->base = m;
-	f->size = (size_t)st.st_size;
+	f->size = size;
 	f->mapped = 1;
 	if (parse(f, err)) {
 		gguf_close(f);

@@ -200,17 +200,6 @@ static int lex_comment(lexer *L, int open_line)
 	return fail(L, open_line, "%s", "missing end of comment tag '#}'");
 }
 
-static int hexval(int c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* Decode a Python string literal body the way jinja2 does
  * (backslashreplace, then unicode-escape). */
 static int lex_string(lexer *L, const char *b, size_t n, jtok *t)
@@ -280,7 +269,7 @@ static int lex_string(lexer *L, const char *b, size_t n, jtok *t)
 hex:
 		cp = 0;
 		for (int k = 0; k < nd; k++) {
-			int h = i < n ? hexval((unsigned char)b[i]) : -1;
+			int h = i < n ? slm_hexval((unsigned char)b[i]) : -1;
 			if (h < 0)
 				return fail(L, L->line, "truncated \\%s escape in a string literal",
 					    nd == 2 ? "xXX" : nd == 4 ? "uXXXX" : "UXXXXXXXX");
@@ -368,7 +357,7 @@ static size_t lex_number(lexer *L, size_t p, jtok **out)
 			size_t t0 = r;
 			if (t0 < n && s[t0] == '_')
 				t0++;
-			int h = t0 < n ? hexval((unsigned char)s[t0]) : -1;
+			int h = t0 < n ? slm_hexval((unsigned char)s[t0]) : -1;
 			if (h < 0 || h >= base)
 				break;
 			r = t0 + 1;

@@ -864,21 +864,19 @@ static jnode *parse_with(parser *P, int line)
 {
 	static const char *const ends[] = { "endwith", NULL };
 	jnode *n = mk(P, N_WITH, line);
-	kwvec vals = { 0 };
+	kwvec assigns = { 0 };
 	while (cur(P)->type != TK_BLOCK_END) {
-		if (vals.vals.n)
+		if (assigns.vals.n)
 			expect_op(P, OP_COMMA);
 		const char *name = expect_name(P);
 		expect_op(P, OP_ASSIGN);
-		kw_push(P, &vals, name, parse_expression(P, 1));
+		kw_push(P, &assigns, name, parse_expression(P, 1));
 	}
 	expect_block_end(P);
 	jnode *body = parse_body(P, ends, "with", line);
 	next(P);
 	expect_block_end(P);
-	n->kw = vals.v;
-	n->kwnames = names;
-	n->nkw = vals.n;
+	set_kw(n, &assigns);
 	n->kids = body->kids;
 	n->nkids = body->nkids;
 	return n;

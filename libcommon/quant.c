@@ -62,9 +62,8 @@ static inline float f16_round(float f) { return kb_h2f(kb_f2h(f)); }
  * Scale searches (the reference's make_*_quants)
  * ------------------------------------------------------------------------ */
 
-/* Symmetric levels [-nmax, nmax) with a weighted least-squares scale and a
- * sweep of 18 nearby inverse scales. w: weights, or NULL for x^2.
- * L gets level + nmax. */
+/* Symmetric levels [-nmax, nmax) with a w-weighted least-squares scale and
+ * a sweep of 18 nearby inverse scales. L gets level + nmax. */
 static float sym_search(int n, int nmax, const float *x, int8_t *L,
 			const float *w)
 {
@@ -86,9 +85,8 @@ static float sym_search(int n, int nmax, const float *x, int8_t *L,
 		int l = round_int(iscale * x[i]);
 		l = l < -nmax ? -nmax : l > nmax - 1 ? nmax - 1 : l;
 		L[i] = (int8_t)(l + nmax);
-		float wi = w ? w[i] : x[i] * x[i];
-		sumlx += wi * x[i] * l;
-		suml2 += wi * l * l;
+		sumlx += w[i] * x[i] * l;
+		suml2 += w[i] * l * l;
 	}
 	float scale = suml2 ? sumlx / suml2 : 0.0f;
 	float best = scale * sumlx;
@@ -100,9 +98,8 @@ static float sym_search(int n, int nmax, const float *x, int8_t *L,
 		for (int i = 0; i < n; i++) {
 			int l = round_int(iscale * x[i]);
 			l = l < -nmax ? -nmax : l > nmax - 1 ? nmax - 1 : l;
-			float wi = w ? w[i] : x[i] * x[i];
-			sumlx += wi * x[i] * l;
-			suml2 += wi * l * l;
+			sumlx += w[i] * x[i] * l;
+			suml2 += w[i] * l * l;
 		}
 		if (suml2 > 0 && sumlx * sumlx > best * suml2) {
 			for (int i = 0; i < n; i++) {
@@ -172,32 +169,29 @@ static float sym_refine(int n, int nmax, const float *x, int8_t *L)
 	return suml2 > 0.0f ? sumlx / suml2 : 0.0f;
 }
 
-/* Affine levels [0, nmax] with a min <= 0: start from the range, then try
- * nstep + 1 inverse scales (rmin + rdelta * k + nmax) / range, each with the
- * weighted least-squares scale and min, keeping the best by weighted
- * squared (or absolute, mad) error. The reference has two variants: v3
- * guards the levels against a min that has moved near max and takes
- * w = NULL as x^2; v2 does not. Returns the scale; *neg_min = -min. */
-static float affine_search(int v3, int n, int nmax, const float *x,
-			   const float *w, uint8_t *L, float *neg_min,
-			   uint8_t *Laux, float rmin, float rdelta, int nstep,
-			   int mad)
+/* Affine levels [0, nmax] with a min <= 0 (the reference's make_qkx3_quants
+ * with its weighted callers' sweep): start from the range, then try 37
+ * inverse scales (-0.9 + 0.05 k + nmax) / range, each with the weighted
+ * least-squares scale and min, keeping the best by weighted squared error.
+ * Levels are guarded against a min that has moved near max. Returns the
+ * scale; *neg_min = -min. */
+static float affine_search(int n, int nmax, const float *x, const float *w,
+			   uint8_t *L, float *neg_min, uint8_t *Laux)
 {
 	float min = x[0], max = x[0];
-	float sum_w = w ? w[0] : x[0] * x[0];
+	float sum_w = w[0];
 	float sum_x = sum_w * x[0];
 	for (int i = 1; i < n; i++) {
 		if (x[i] < min)
 			min = x[i];
 		if (x[i] > max)
 			max = x[i];
-		float wi = w ? w[i] : x[i] * x[i];
-		sum_w += wi;
-		sum_x += wi * x[i];
+		sum_w += w[i];
+		sum_x += w[i] * x[i];
 	}
 	if (min > 0)
 		min = 0;
-	if (v3 ? max <= min : max == min) {
+	if (max <= min) {
 		memset(L, 0, (size_t)n);
 		*neg_min = -min;
 		return 0.f;
@@ -209,30 +203,18 @@ static float affine_search(int v3, int n, int nmax, const float *x,
 		int l = round_int(iscale * (x[i] - min));
 		L[i] = (uint8_t)(l < 0 ? 0 : l > nmax ? nmax : l);
 		float d = scale * L[i] + min - x[i];
-		d = mad ? fabsf(d) : d * d;
-		best += (w ? w[i] : x[i] * x[i]) * d;
+		best += w[i] * (d * d);
 	}
-	if (nstep < 1) {
-		*neg_min = -min;
-		return scale;
-	}
-	for (int is = 0; is <= nstep; is++) {
-		iscale = (rmin + rdelta * is + nmax) / (max - min);
+	for (int is = 0; is <= 36; is++) {
+		iscale = (-0.9f + 0.05f * is + nmax) / (max - min);
 		float sum_l = 0, sum_l2 = 0, sum_xl = 0;
 		for (int i = 0; i < n; i++) {
-			int l;
-			if (v3) {
-				float v = iscale * (x[i] - min);
-				l = v > 0 ? round_int(fminf_(v, (float)nmax)) : 0;
-			} else {
-				l = round_int(iscale * (x[i] - min));
-				l = l < 0 ? 0 : l > nmax ? nmax : l;
-			}
+			float v = iscale * (x[i] - min);
+			int l = v > 0 ? round_int(fminf_(v, (float)nmax)) : 0;
 			Laux[i] = (uint8_t)l;
-			float wi = w ? w[i] : x[i] * x[i];
-			sum_l += wi * l;
-			sum_l2 += wi * l * l;
-			sum_xl += wi * l * x[i];
+			sum_l += w[i] * l;
+			sum_l2 += w[i] * l * l;
+			sum_xl += w[i] * l * x[i];
 		}
 		float D = sum_w * sum_l2 - sum_l * sum_l;
 		if (D > 0) {
@@ -245,8 +227,7 @@ static float affine_search(int v3, int n, int nmax, const float *x,
 			float err = 0;
 			for (int i = 0; i < n; i++) {
 				float d = s * Laux[i] + m - x[i];
-				d = mad ? fabsf(d) : d * d;
-				err += (w ? w[i] : x[i] * x[i]) * d;
+				err += w[i] * (d * d);
 			}
 			if (err < best) {
 				memcpy(L, Laux, (size_t)n);
@@ -258,6 +239,175 @@ static float affine_search(int v3, int n, int nmax, const float *x,
 	}
 	*neg_min = -min;
 	return scale;
+}
+
+/* ------------------------------------------------------------------------
+ * Searches on NL sub-blocks at once, one per vector lane. Every
+ * lane performs exactly the scalar sequence of operations above (IEEE
+ * lane-wise arithmetic, no reassociation, per-lane selects for the scalar
+ * code's branches), so the results are bit-identical; the vectors only
+ * run NL independent searches side by side. GCC's vector extensions: AVX
+ * registers where the target has them, pairs of SSE ones on plain x86-64,
+ * whatever the target offers elsewhere.
+ * ------------------------------------------------------------------------ */
+
+#define NL 4
+typedef float vf __attribute__((vector_size(4 * NL)));
+typedef int32_t vi __attribute__((vector_size(4 * NL)));
+
+static inline vf vsplat(float a) { return (vf){ 0 } + a; }
+static inline vi visplat(int a) { return (vi){ 0 } + a; }
+static inline vi vbits(vf a) { vi r; memcpy(&r, &a, sizeof r); return r; }
+static inline vf vfloat(vi a) { vf r; memcpy(&r, &a, sizeof r); return r; }
+/* m ? a : b, m a comparison result (all ones or zero per lane) */
+static inline vf vsel(vi m, vf a, vf b) { return vfloat((m & vbits(a)) | (~m & vbits(b))); }
+static inline vi viself(vi m, vi a, vi b) { return (m & a) | (~m & b); }
+static inline vf vabs(vf a) { return vfloat(vbits(a) & visplat(0x7fffffff)); }
+static inline vi vround(vf v)
+{
+	return (vbits(v + vsplat(12582912.f)) & visplat(0x007fffff)) - visplat(0x00400000);
+}
+static inline vi vclamp(vi l, int lo, int hi)
+{
+	vi a = visplat(lo), b = visplat(hi);
+	l = viself(l < a, a, l);
+	return viself(l > b, b, l);
+}
+static inline vf vcvt(vi a) { return __builtin_convertvector(a, vf); }
+
+/* The reference's make_qkx2_quants (for the unweighted K-quants) on NL
+ * groups: x[i] and w[i] hold element i of each group, L[i] gets their
+ * levels. Like affine_search, but with its own sweep (nstep + 1 inverse
+ * scales from rmin in steps of rdelta), unguarded levels, and squared or
+ * absolute (mad) error. */
+static void affine_search_lanes(int n, int nmax, const vf *x, const vf *w, vi *L,
+			     float *scale_out, float *neg_min_out, float rmin,
+			     float rdelta, int nstep, int mad)
+{
+	vi Laux[32];
+	vf min = x[0], max = x[0], sum_w = w[0], sum_x = sum_w * x[0];
+	for (int i = 1; i < n; i++) {
+		min = vsel(x[i] < min, x[i], min);
+		max = vsel(x[i] > max, x[i], max);
+		sum_w += w[i];
+		sum_x += w[i] * x[i];
+	}
+	min = vsel(min > vsplat(0), vsplat(0), min);
+	vi flat = max == min;
+	vf min0 = min;
+	vf iscale = vsplat((float)nmax) / (max - min);
+	vf scale = vsplat(1) / iscale;
+	vf best = vsplat(0);
+	for (int i = 0; i < n; i++) {
+		L[i] = vclamp(vround(iscale * (x[i] - min)), 0, nmax);
+		vf d = scale * vcvt(L[i]) + min - x[i];
+		d = mad ? vabs(d) : d * d;
+		best += w[i] * d;
+	}
+	for (int is = 0; is <= nstep; is++) {
+		float t = rmin + rdelta * is + nmax;
+		iscale = vsplat(t) / (max - min);
+		vf sum_l = vsplat(0), sum_l2 = vsplat(0), sum_xl = vsplat(0);
+		for (int i = 0; i < n; i++) {
+			Laux[i] = vclamp(vround(iscale * (x[i] - min)), 0, nmax);
+			vf l = vcvt(Laux[i]);
+			sum_l += w[i] * l;
+			sum_l2 += w[i] * l * l;
+			sum_xl += w[i] * l * x[i];
+		}
+		vf D = sum_w * sum_l2 - sum_l * sum_l;
+		vi ok = D > vsplat(0);
+		vf sc = (sum_w * sum_xl - sum_x * sum_l) / D;
+		vf m = (sum_l2 * sum_x - sum_l * sum_xl) / D;
+		vi mpos = m > vsplat(0);
+		m = vsel(mpos, vsplat(0), m);
+		sc = vsel(mpos, sum_xl / sum_l2, sc);
+		vf err = vsplat(0);
+		for (int i = 0; i < n; i++) {
+			vf d = sc * vcvt(Laux[i]) + m - x[i];
+			d = mad ? vabs(d) : d * d;
+			err += w[i] * d;
+		}
+		vi upd = ok & (err < best);
+		for (int i = 0; i < n; i++)
+			L[i] = viself(upd, Laux[i], L[i]);
+		best = vsel(upd, err, best);
+		scale = vsel(upd, sc, scale);
+		min = vsel(upd, m, min);
+	}
+	for (int i = 0; i < n; i++)
+		L[i] = viself(flat, visplat(0), L[i]);
+	scale = vsel(flat, vsplat(0), scale);
+	min = vsel(flat, min0, min);
+	for (int k = 0; k < NL; k++) {
+		scale_out[k] = scale[k];
+		neg_min_out[k] = -min[k];
+	}
+}
+
+/* sym_search with weights x^2 (q6_K without importances) on NL groups. */
+static void sym_search_lanes(int n, int nmax, const vf *x, vi *L, float *scale_out)
+{
+	vi Laux[32];
+	vf max = vsplat(0), amax = vsplat(0);
+	for (int i = 0; i < n; i++) {
+		vf ax = vabs(x[i]);
+		vi gt = ax > amax;
+		amax = vsel(gt, ax, amax);
+		max = vsel(gt, x[i], max);
+	}
+	vi zero = amax < vsplat(EPS_ZERO);
+	vf iscale = vsplat((float)-nmax) / max;
+	vf sumlx = vsplat(0), suml2 = vsplat(0);
+	for (int i = 0; i < n; i++) {
+		vi l = vclamp(vround(iscale * x[i]), -nmax, nmax - 1);
+		L[i] = l + visplat(nmax);
+		vf w = x[i] * x[i], lf = vcvt(l);
+		sumlx += w * x[i] * lf;
+		suml2 += w * lf * lf;
+	}
+	vf scale = vsel(suml2 != vsplat(0), sumlx / suml2, vsplat(0));
+	vf best = scale * sumlx;
+	for (int is = -9; is <= 9; is++) {
+		if (is == 0)
+			continue;
+		float t = -(nmax + 0.1f * is);
+		iscale = vsplat(t) / max;
+		sumlx = suml2 = vsplat(0);
+		for (int i = 0; i < n; i++) {
+			vi l = vclamp(vround(iscale * x[i]), -nmax, nmax - 1);
+			Laux[i] = l + visplat(nmax);
+			vf w = x[i] * x[i], lf = vcvt(l);
+			sumlx += w * x[i] * lf;
+			suml2 += w * lf * lf;
+		}
+		vi upd = (suml2 > vsplat(0)) & (sumlx * sumlx > best * suml2);
+		for (int i = 0; i < n; i++)
+			L[i] = viself(upd, Laux[i], L[i]);
+		vf sc = sumlx / suml2;
+		scale = vsel(upd, sc, scale);
+		best = vsel(upd, sc * sumlx, best);
+	}
+	for (int i = 0; i < n; i++)
+		L[i] = viself(zero, visplat(0), L[i]);
+	scale = vsel(zero, vsplat(0), scale);
+	for (int k = 0; k < NL; k++)
+		scale_out[k] = scale[k];
+}
+
+/* Lanes from groups: v[i][k] = x[k * stride + i]; and back for levels. */
+static void to_lanes(int n, const float *x, int stride, vf *v)
+{
+	for (int i = 0; i < n; i++)
+		for (int k = 0; k < NL; k++)
+			v[i][k] = x[k * stride + i];
+}
+
+static void from_lanes_u8(int n, const vi *L, int stride, uint8_t *out)
+{
+	for (int i = 0; i < n; i++)
+		for (int k = 0; k < NL; k++)
+			out[k * stride + i] = (uint8_t)L[i][k];
 }
 
 /* Non-negative levels [0, nmax] for a set of sub-block scales (or mins),
@@ -540,8 +690,7 @@ static void qx_1_row(int nmax, const float *x, uint8_t *y, int64_t n,
 		if (qw) {
 			float neg_min;
 			imp_weights(QK, x, qw + b * QK, sigma2, w);
-			d = affine_search(1, QK, nmax, x, w, L, &neg_min, Laux, -0.9f,
-					  0.05f, 36, 0);
+			d = affine_search(QK, nmax, x, w, L, &neg_min, Laux);
 			m = -neg_min;
 		} else {
 			affine_plain_block(x, nmax, L, &d, &m);
@@ -572,8 +721,8 @@ static void q2_k_block(const float *x, uint8_t *y, const float *qw)
 		for (int j = 0; j < 16; j++) {
 			imp_weights(QK_SUB, x + 16 * j, qw + 16 * j, sigma2, w);
 			sw[j] = sum_of(QK_SUB, w);
-			scales[j] = affine_search(1, QK_SUB, 3, x + 16 * j, w, L + 16 * j,
-						  &mins[j], Laux, -0.9f, 0.05f, 36, 0);
+			scales[j] = affine_search(QK_SUB, 3, x + 16 * j, w, L + 16 * j,
+						  &mins[j], Laux);
 		}
 		float dm = pos_search(16, 15, scales, Ls, sw);
 		float mm = pos_search(16, 15, mins, Lm, sw);
@@ -585,11 +734,17 @@ static void q2_k_block(const float *x, uint8_t *y, const float *qw)
 		put_f16(y + 82, mm);
 	} else {
 		float max_scale = 0, max_min = 0;
+		for (int g = 0; g < 16; g += NL) {
+			vf xv[QK_SUB], wv[QK_SUB];
+			vi Lv[QK_SUB];
+			to_lanes(QK_SUB, x + 16 * g, 16, xv);
+			for (int i = 0; i < QK_SUB; i++)
+				wv[i] = vabs(xv[i]);
+			affine_search_lanes(QK_SUB, 3, xv, wv, Lv, scales + g, mins + g, -0.5f, 0.1f,
+					 15, 1);
+			from_lanes_u8(QK_SUB, Lv, 16, L + 16 * g);
+		}
 		for (int j = 0; j < 16; j++) {
-			for (int l = 0; l < QK_SUB; l++)
-				w[l] = fabsf(x[16 * j + l]);
-			scales[j] = affine_search(0, QK_SUB, 3, x + 16 * j, w, L + 16 * j,
-						  &mins[j], Laux, -0.5f, 0.1f, 15, 1);
 			if (scales[j] > max_scale)
 				max_scale = scales[j];
 			if (mins[j] > max_min)
@@ -705,8 +860,8 @@ static void qk4_block(int nmax, const float *x, uint8_t *y, const float *qw)
 		for (int j = 0; j < 8; j++) {
 			imp_weights(QK_SUB4, x + 32 * j, qw + 32 * j, sigma2, w);
 			sw[j] = sum_of(QK_SUB4, w);
-			scales[j] = affine_search(1, QK_SUB4, nmax, x + 32 * j, w, L + 32 * j,
-						  &mins[j], Laux, -0.9f, 0.05f, 36, 0);
+			scales[j] = affine_search(QK_SUB4, nmax, x + 32 * j, w, L + 32 * j,
+						  &mins[j], Laux);
 		}
 		float d = pos_search(8, 63, scales, ls, sw);
 		float m = pos_search(8, 63, mins, lm, sw);
@@ -719,16 +874,23 @@ static void qk4_block(int nmax, const float *x, uint8_t *y, const float *qw)
 		put_f16(y + 2, m);
 	} else {
 		float max_scale = 0, max_min = 0;
+		for (int g = 0; g < 8; g += NL) {
+			vf xv[QK_SUB4], wv[QK_SUB4], av;
+			vi Lv[QK_SUB4];
+			to_lanes(QK_SUB4, x + 32 * g, 32, xv);
+			for (int k = 0; k < NL; k++)
+				av[k] = sqrtf(sum_sq(QK_SUB4, x + 32 * (g + k)) / 32);
+			for (int i = 0; i < QK_SUB4; i++)
+				wv[i] = av + vabs(xv[i]);
+			if (nmax == 15)
+				affine_search_lanes(QK_SUB4, 15, xv, wv, Lv, scales + g, mins + g, -1.f,
+						 0.1f, 20, 0);
+			else
+				affine_search_lanes(QK_SUB4, 31, xv, wv, Lv, scales + g, mins + g, -0.5f,
+						 0.1f, 15, 0);
+			from_lanes_u8(QK_SUB4, Lv, 32, L + 32 * g);
+		}
 		for (int j = 0; j < 8; j++) {
-			const float *xs = x + 32 * j;
-			float av_x = sqrtf(sum_sq(QK_SUB4, xs) / 32);
-			for (int l = 0; l < QK_SUB4; l++)
-				w[l] = av_x + fabsf(xs[l]);
-			scales[j] = nmax == 15
-				? affine_search(0, QK_SUB4, 15, xs, w, L + 32 * j, &mins[j],
-						Laux, -1.f, 0.1f, 20, 0)
-				: affine_search(0, QK_SUB4, 31, xs, w, L + 32 * j, &mins[j],
-						Laux, -0.5f, 0.1f, 15, 0);
 			if (scales[j] > max_scale)
 				max_scale = scales[j];
 			if (mins[j] > max_min)
@@ -792,9 +954,19 @@ static void q6_k_block(const float *x, uint8_t *y, const float *qw)
 	float scales[16], max_scale = 0, max_abs = 0;
 	uint8_t *ql = y, *qh = y + 128;
 	int8_t *sc = (int8_t *)(y + 192);
+	if (qw) {
+		for (int j = 0; j < 16; j++)
+			scales[j] = sym_search(QK_SUB, 32, x + 16 * j, L + 16 * j, qw + 16 * j);
+	} else {
+		for (int g = 0; g < 16; g += NL) {
+			vf xv[QK_SUB];
+			vi Lv[QK_SUB];
+			to_lanes(QK_SUB, x + 16 * g, 16, xv);
+			sym_search_lanes(QK_SUB, 32, xv, Lv, scales + g);
+			from_lanes_u8(QK_SUB, Lv, 16, (uint8_t *)L + 16 * g);
+		}
+	}
 	for (int j = 0; j < 16; j++) {
-		scales[j] = sym_search(QK_SUB, 32, x + 16 * j, L + 16 * j,
-				       qw ? qw + 16 * j : NULL);
 		if (fabsf(scales[j]) > max_abs) {
 			max_abs = fabsf(scales[j]);
 			max_scale = scales[j];

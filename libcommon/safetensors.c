@@ -5,15 +5,11 @@
  */
 #include "safetensors.h"
 
-#include <errno.h>
-#include <fcntl.h>
 #include <jansson.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 struct st_file {
 	char *name;
@@ -271,38 +267,15 @@ int st_open_mem(st_file **out, const void *data, size_t n, const char *name,
 
 int st_open(st_file **out, const char *path, slm_err *err)
 {
-	struct stat sb;
+	const uint8_t *m;
+	size_t size;
 	*out = NULL;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return slm_seterr(err, EX_NOINPUT, "%s: %s", path, strerror(errno));
-	if (fstat(fd, &sb) < 0) {
-		int e = errno;
-		close(fd);
-		return slm_seterr(err, EX_IOERR, "%s: %s", path, strerror(e));
-	}
-	if (!S_ISREG(sb.st_mode)) {
-		close(fd);
-		return slm_seterr(err, EX_NOINPUT, "%s: not a regular file", path);
-	}
-	if ((uint64_t)sb.st_size > SIZE_MAX) {
-		close(fd);
-		return slm_seterr(err, EX_DATAERR, "%s: file too large to map", path);
-	}
-	void *m = NULL;
-	if (sb.st_size > 0) {
-		m = mmap(NULL, (size_t)sb.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
-		if (m == MAP_FAILED) {
-			int e = errno;
-			close(fd);
-			return slm_seterr(err, EX_OSERR, "%s: mmap: %s", path, strerror(e));
-		}
-	}
-	close(fd);
+	if (slm_map_file(path, &m, &size, err) < 0)
+		return -1;
 	st_file *f = slm_xcalloc(1, sizeof *f);
 	f->name = slm_xstrdup(path);
 	f->base = m;
-	f->size = (size_t)sb.st_size;
+	f->size = size;
 	f->mapped = m != NULL;
 	if (parse(f, err) < 0) {
 		st_close(f);

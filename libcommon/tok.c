@@ -332,23 +332,12 @@ int tok_encode(const tok_vocab *v, const char *text, size_t len, unsigned flags,
  * Decoding
  * ------------------------------------------------------------------- */
 
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	return -1;
-}
-
 /* The byte of a <0xXX> token; -1 if the text is not of that form. */
 static int byte_of(const char *t, size_t len)
 {
 	if (len != 6 || memcmp(t, "<0x", 3) || t[5] != '>')
 		return -1;
-	int h = hexval(t[3]), l = hexval(t[4]);
+	int h = slm_hexval(t[3]), l = slm_hexval(t[4]);
 	return h < 0 || l < 0 ? -1 : h * 16 + l;
 }
 

@@ -11,6 +11,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -366,6 +367,51 @@ int slm_read_file(const char *path, char **data, size_t *size, slm_err *err)
 	*data = buf;
 	*size = n;
 	return 0;
+}
+
+int slm_map_file(const char *path, const uint8_t **data, size_t *size, slm_err *err)
+{
+	struct stat sb;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return slm_seterr(err, EX_NOINPUT, "%s: %s", path, strerror(errno));
+	if (fstat(fd, &sb) < 0) {
+		int e = errno;
+		close(fd);
+		return slm_seterr(err, EX_IOERR, "%s: %s", path, strerror(e));
+	}
+	if (!S_ISREG(sb.st_mode)) {
+		close(fd);
+		return slm_seterr(err, EX_NOINPUT, "%s: not a regular file", path);
+	}
+	if ((uint64_t)sb.st_size > SIZE_MAX) {
+		close(fd);
+		return slm_seterr(err, EX_DATAERR, "%s: file too large to map", path);
+	}
+	void *m = NULL;
+	if (sb.st_size > 0) {
+		m = mmap(NULL, (size_t)sb.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+		if (m == MAP_FAILED) {
+			int e = errno;
+			close(fd);
+			return slm_seterr(err, EX_OSERR, "%s: mmap: %s", path, strerror(e));
+		}
+	}
+	close(fd);
+	*data = m;
+	*size = (size_t)sb.st_size;
+	return 0;
+}
+
+int slm_hexval(int c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
 }
 
 void slm_one_line(char *s)

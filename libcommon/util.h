@@ -78,6 +78,15 @@ void slm_afile_abort(slm_afile *af);
 /* Read a whole file ("-" for stdin) into memory. */
 int slm_read_file(const char *path, char **data, size_t *size, slm_err *err);
 
+/* Map a regular file read-only (munmap(data, size) releases it); an empty
+ * file gives data NULL and size 0. -1 with EX_NOINPUT if it cannot be
+ * opened or is not a regular file, EX_IOERR if fstat fails, EX_DATAERR if
+ * it is too large to map, EX_OSERR if mmap fails. */
+int slm_map_file(const char *path, const uint8_t **data, size_t *size, slm_err *err);
+
+/* The value of the hexadecimal digit c, -1 if c is not one. */
+int slm_hexval(int c);
+
 /* Keep a message that quotes names from a file on one line: control
  * characters (below 0x20, and DEL) in s become '?'. */
 void slm_one_line(char *s);

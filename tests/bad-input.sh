@@ -36,24 +36,9 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 1' INT TERM HUP
-cd "$tmp" || exit 99
-XDG_DATA_HOME=$tmp/xdg HOME=$tmp/home
-export XDG_DATA_HOME HOME
-unset SLM_MODEL
-mkdir -p "$HOME"
+. "$top_srcdir/tests/pack-lib.sh"
+pack_init "$tmp"
 
-n=0 failed=0
-pass() { n=$((n + 1)); echo "ok $n - $1"; }
-fail() { n=$((n + 1)); failed=$((failed + 1)); echo "not ok $n - $1"; }
-check() { # check DESCRIPTION COMMAND...
-	d=$1; shift
-	if "$@"; then pass "$d"; else fail "$d"; fi
-}
-lines() { wc -l < "$1" | tr -d ' '; }
-# nolsan COMMAND...: for commands meant to fail. Error exits leave memory
-# allocated, which LeakSanitizer (--enable-sanitizers builds) would report,
-# changing the exit status; leak checking stays on for everything else.
-nolsan() { ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0" "$@"; }
 fsize() { wc -c < "$1" | tr -d ' '; }
 
 # expect DESC CODE FILE POSITION-REGEX COMMAND...: COMMAND exits CODE with
@@ -84,9 +69,6 @@ f.seek(int(sys.argv[2])); f.write(bytes([b[0] ^ 0x01]))" "$1" "$2"
 }
 # tree DIR: every path under DIR, sorted
 tree() { (cd "$1" && find . | LC_ALL=C sort); }
-
-# bt: tests/bundletool.py, an independent reading of a bundle
-bt() { python3 "$top_srcdir/tests/bundletool.py" "$@"; }
 
 "$mkbundle" good.slm && "$mkbundle" --gzip goodz.slm || exit 99
 size=$(fsize good.slm)

@@ -75,8 +75,6 @@ if not ok:
     print("records:", *recs, sep="\n  ")
 sys.exit(0 if ok else 1)' "$1" "$2"
 }
-# one_line FILE: exactly one non-empty line
-one_line() { test "$(grep -c . "$1")" = 1; }
 # run EXPECTED-STATUS ARGS... < input: slm-gen, status checked
 run() {
 	want=$1; shift
@@ -85,49 +83,49 @@ run() {
 	[ $rc = "$want" ] || { echo "exit $rc, want $want"; cat gen.err; return 1; }
 }
 
-seq() { # seq ID TOKENS-JSON
+job() { # job ID TOKENS-JSON: a seq record
 	printf '{"type":"seq","id":%s,"tokens":%s}\n' "$1" "$2"
 }
 good='[10,20,30,40,50]'
 long=$(python3 -c 'print([(7 * i) % 200 + 1 for i in range(40)])' | tr -d ' ')
 
 # each bad job alone between good ones
-{ seq '"a"' "$good"; seq '"big"' "[1,2,$nv,3]"; seq '"b"' "$good"; } > s1
+{ job '"a"' "$good"; job '"big"' "[1,2,$nv,3]"; job '"b"' "$good"; } > s1
 check "token id $nv (= n_vocab) between good jobs: exit 0" run 0 -n 4 < s1
 check "  error record for it, naming the token and the vocabulary" \
 	py '"big" in errs and str('"$nv"') in errs["big"] and "vocabulary" in errs["big"] and "big" not in ends' gen.out
 check "  the good jobs before and after it: 4 tokens each, end records" \
 	py 'len(toks.get("a", [])) == 4 and toks.get("a") == toks.get("b") and ends["a"]["reason"] == "length" and "b" in ends' gen.out
 
-{ seq 1 "$good"; seq 2 '[]'; seq 3 "$good"; } > s2
+{ job 1 "$good"; job 2 '[]'; job 3 "$good"; } > s2
 check "empty prompt between good jobs: exit 0" run 0 -n 4 < s2
 check "  error record 'empty prompt' for it, the others end" \
 	py '2 in errs and "empty" in errs[2] and 2 not in ends and 1 in ends and 3 in ends and toks[1] == toks[3]' gen.out
 
-{ seq 1 "$good"; seq 2 "$long"; seq 3 "$good"; } > s3
+{ job 1 "$good"; job 2 "$long"; job 3 "$good"; } > s3
 check "prompt of 40 tokens with -c 16: exit 0" run 0 -n 4 -c 16 < s3
 check "  error record naming the prompt length and the context" \
 	py '2 in errs and "40" in errs[2] and "16" in errs[2] and 2 not in ends and 1 in ends and 3 in ends' gen.out
-{ seq 1 "$(python3 -c 'print(list(range(1, 17)))' | tr -d ' ')"; seq 2 "$(python3 -c 'print(list(range(1, 16)))' | tr -d ' ')"; } > s3b
+{ job 1 "$(python3 -c 'print(list(range(1, 17)))' | tr -d ' ')"; job 2 "$(python3 -c 'print(list(range(1, 16)))' | tr -d ' ')"; } > s3b
 check "prompts of 16 and 15 tokens with -c 16: the first refused, the second ends (context)" run 0 -n 4 -c 16 < s3b
 check "  error record for 16, an end record for 15" \
 	py '1 in errs and 2 in ends and 1 not in ends' gen.out
 
 # all of them in one stream, several slots
-{ seq 1 "$good"; seq 2 "[1,$((nv + 1000)),2]"; seq 3 '[]'; seq 4 "$long"; seq 5 "$good"
-  seq 6 "[$((nv - 1))]"; } > s4
+{ job 1 "$good"; job 2 "[1,$((nv + 1000)),2]"; job 3 '[]'; job 4 "$long"; job 5 "$good"
+  job 6 "[$((nv - 1))]"; } > s4
 check "good and bad jobs mixed, --parallel 2 -c 32: exit 0" run 0 -n 4 -c 32 --parallel 2 < s4
 check "  three error records (ids 2, 3, 4), end records for 1, 5 and 6 (last token id)" \
 	py 'sorted(errs) == [2, 3, 4] and sorted(ends) == [1, 5, 6] and toks[1] == toks[5] and len(toks[6]) == 4' gen.out
 
 # a negative id: a malformed record (slm-stream(5)), the stream fails
-{ seq 1 "$good"; seq 2 '[1,-5,2]'; } > s5
+{ job 1 "$good"; job 2 '[1,-5,2]'; } > s5
 check "negative token id: exit 65, one line naming the tokens" \
 	sh -c 'slm-gen -m m.slm --json --temp 0 -n 2 < s5 > gen.out 2> gen.err; rc=$?
 		cat gen.err; [ $rc = 65 ] && [ "$(grep -c . gen.err)" = 1 ] && grep -q tokens gen.err'
 
 # unsupported architecture
-seq 1 "$good" > s6
+job 1 "$good" > s6
 check "bundle of architecture 'tokenizer': exit 65, one line naming the supported ones" \
 	sh -c 'slm-gen -m vocab.slm --json --temp 0 < s6 > gen.out 2> gen.err; rc=$?
 		cat gen.err; [ $rc = 65 ] && [ "$(grep -c . gen.err)" = 1 ] &&

@@ -29,20 +29,9 @@ fi
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/pack-roundtrip.XXXXXX") || exit 99
 trap 'rm -rf "$tmp"' EXIT
 trap 'exit 1' INT TERM HUP
-cd "$tmp" || exit 99
-# a private store; no model from the caller's environment
-XDG_DATA_HOME=$tmp/xdg HOME=$tmp/home
-export XDG_DATA_HOME HOME
-unset SLM_MODEL
-mkdir -p "$HOME"
+. "$top_srcdir/tests/pack-lib.sh"
+pack_init "$tmp" # a private store; no model from the caller's environment
 
-n=0 failed=0
-pass() { n=$((n + 1)); echo "ok $n - $1"; }
-fail() { n=$((n + 1)); failed=$((failed + 1)); echo "not ok $n - $1"; }
-check() { # check DESCRIPTION COMMAND...
-	d=$1; shift
-	if "$@"; then pass "$d"; else fail "$d"; fi
-}
 # run COMMAND...: status in $rc, output in out, errors in err
 run() {
 	"$@" > out 2> err
@@ -53,14 +42,6 @@ py() {
 	expr=$1; shift
 	python3 -c "import json, sys; j = json.load(open('out')); sys.exit(0 if ($expr) else 1)" "$@"
 }
-lines() { wc -l < "$1" | tr -d ' '; }
-# nolsan COMMAND...: for commands meant to fail. Error exits leave memory
-# allocated, which LeakSanitizer (--enable-sanitizers builds) would report,
-# changing the exit status; leak checking stays on for everything else.
-nolsan() { ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0" "$@"; }
-
-# bt: tests/bundletool.py, an independent reading of a bundle
-bt() { python3 "$top_srcdir/tests/bundletool.py" "$@"; }
 
 # ---- the bundles ----
 "$mkbundle" b.slm && "$mkbundle" --gzip bz.slm && \

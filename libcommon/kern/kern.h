@@ -95,7 +95,11 @@ void kern_matvec(const slm_dtype *wt, const void *W, int64_t n,
 		 const void *act, float *y, int64_t r0, int64_t r1);
 /* B activations at once (acts[b] kern_act_bytes(wt, n) apart):
  * y[b * ldy + (r - r0)] = dot(row r of W, act b) for r in [r0, r1).
- * Each weight block is read once for all B activations. */
+ * Each weight block is read once per tile of up to 4 activations.
+ * Batch and split invariant, in every variant: y of (row r, activation b)
+ * is bit for bit what kern_matvec of activation b alone gives for row r,
+ * whatever B, b's place among them, and the range [r0, r1) around r
+ * (kern_matvec likewise over any range). */
 void kern_matmul(const slm_dtype *wt, const void *W, int64_t n,
 		 const void *acts, int B, float *y, int64_t ldy, int64_t r0,
 		 int64_t r1);

@@ -206,6 +206,7 @@ AI void mm32_tile(const int T, const int R, const int C, int64_t nb,
 			NAME##_1x##C(n, (w) + r_ * (rb), rb, (nr) - r_, a, as, \
 				     (y) + r_, ldy); \
 	} while (0)
+#define MM_DRIVER(NAME, TILE, T) MM_DRIVER_R(NAME, TILE, T, 1)
 #define MM_DRIVER_R(NAME, TILE, T, RV) \
 	MM_TILE(NAME, TILE, T, 1, 1) MM_TILE(NAME, TILE, T, 2, 1) \
 	MM_TILE(NAME, TILE, T, 1, 2) MM_TILE(NAME, TILE, T, 2, 2) \

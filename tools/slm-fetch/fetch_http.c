@@ -120,24 +120,13 @@ char *http_quote(const char *s, int keep_slash)
 	return o;
 }
 
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 char *http_unquote(const char *s, size_t n)
 {
 	char *o = slm_xmalloc(n + 1), *p = o;
 	for (size_t i = 0; i < n; i++) {
 		int hi, lo;
-		if (s[i] == '%' && i + 2 < n && (hi = hexval(s[i + 1])) >= 0 &&
-		    (lo = hexval(s[i + 2])) >= 0) {
+		if (s[i] == '%' && i + 2 < n && (hi = slm_hexval(s[i + 1])) >= 0 &&
+		    (lo = slm_hexval(s[i + 2])) >= 0) {
 			*p++ = (char)(hi * 16 + lo);
 			i += 2;
 		} else {

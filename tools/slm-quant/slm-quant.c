@@ -106,8 +106,11 @@ static job *make_plan(const slm_bundle *b, const quant_recipe *r,
 		j->src = t;
 		j->type = types[i];
 		j->fallback = fb[i];
+		/* a block type is for the matrices the recipe quantizes; keep,
+		 * f32, f16 and bf16 apply to any tensor */
 		for (int k = 0; k < opt.nkeep; k++)
-			if (fnmatch(opt.keep[k].glob, t->name, 0) == 0) {
+			if (fnmatch(opt.keep[k].glob, t->name, 0) == 0 &&
+			    (types[i] || !opt.keep[k].type || opt.keep[k].type->block_elems == 1)) {
 				j->type = opt.keep[k].type;
 				j->fallback = 0;
 				if (j->type) {
