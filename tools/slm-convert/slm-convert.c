@@ -233,6 +233,10 @@ static int to_bundle(enum kind k, const char *path, const char *shown, const cha
 	json_t *prov = json_object_get(m.manifest, "provenance");
 	if (json_is_object(prov) && spool_path)
 		json_object_set_new(prov, "source", json_string("-"));
+	/* a name taken from the spooled copy's file name means nothing */
+	const char *nm = json_string_value(json_object_get(m.manifest, "name"));
+	if (spool_path && nm && !strncmp(nm, "slm-convert", 11))
+		json_object_del(m.manifest, "name");
 	if (opt.name)
 		json_object_set_new(m.manifest, "name", json_string(opt.name));
 	progress p = { .m = &m, .t0 = *t0 };
