@@ -138,6 +138,8 @@ static void setup_once(void)
 	}
 	bli_init();
 	arch_t got = bli_arch_query_id();
+	if (id >= 0)   /* read once, at initialisation: keep it from children */
+		unsetenv("BLIS_ARCH_TYPE");
 	bli_rntm_init(&rntm1);
 	bli_rntm_set_num_threads(1, &rntm1);
 	if (id >= 0 && (int)got != id) {

@@ -6,9 +6,15 @@
  * arithmetic follows its order of operations exactly: every float
  * expression below is evaluated left to right as written, with no fused
  * multiply-add (contraction is switched off for this file) and no
- * reassociation. Changing "a*b*c" into "a*(b*c)" changes the output.
+ * reassociation. Changing "a*b*c" into "a*(b*c)" changes the output. The
+ * costly searches of the unweighted K-quants run on several sub-blocks at
+ * once, one per vector lane, each lane doing the scalar sequence exactly.
  */
+#if defined(__clang__)
+#pragma STDC FP_CONTRACT OFF
+#else
 #pragma GCC optimize("fp-contract=off")
+#endif
 
 #include "quant.h"
 
@@ -26,7 +32,6 @@
 #define QK_SUB4 32       /* q4_K, q5_K sub-block */
 #define EPS_ZERO 1e-15f  /* a group this small is all zero */
 
-static inline float fminf_(float a, float b) { return a < b ? a : b; }
 
 /* Round to nearest, ties to even, by the 1.5 * 2^23 trick (the same bits
  * as llama.cpp's nearest_int for every input, out of range included). */
@@ -61,58 +66,6 @@ static inline float f16_round(float f) { return kb_h2f(kb_f2h(f)); }
 /* ------------------------------------------------------------------------
  * Scale searches (the reference's make_*_quants)
  * ------------------------------------------------------------------------ */
-
-/* Symmetric levels [-nmax, nmax) with a w-weighted least-squares scale and
- * a sweep of 18 nearby inverse scales. L gets level + nmax. */
-static float sym_search(int n, int nmax, const float *x, int8_t *L,
-			const float *w)
-{
-	float max = 0, amax = 0;
-	for (int i = 0; i < n; i++) {
-		float ax = fabsf(x[i]);
-		if (ax > amax) {
-			amax = ax;
-			max = x[i];
-		}
-	}
-	if (amax < EPS_ZERO) {
-		memset(L, 0, (size_t)n);
-		return 0.f;
-	}
-	float iscale = -nmax / max;
-	float sumlx = 0, suml2 = 0;
-	for (int i = 0; i < n; i++) {
-		int l = round_int(iscale * x[i]);
-		l = l < -nmax ? -nmax : l > nmax - 1 ? nmax - 1 : l;
-		L[i] = (int8_t)(l + nmax);
-		sumlx += w[i] * x[i] * l;
-		suml2 += w[i] * l * l;
-	}
-	float scale = suml2 ? sumlx / suml2 : 0.0f;
-	float best = scale * sumlx;
-	for (int is = -9; is <= 9; is++) {
-		if (is == 0)
-			continue;
-		iscale = -(nmax + 0.1f * is) / max;
-		sumlx = suml2 = 0;
-		for (int i = 0; i < n; i++) {
-			int l = round_int(iscale * x[i]);
-			l = l < -nmax ? -nmax : l > nmax - 1 ? nmax - 1 : l;
-			sumlx += w[i] * x[i] * l;
-			suml2 += w[i] * l * l;
-		}
-		if (suml2 > 0 && sumlx * sumlx > best * suml2) {
-			for (int i = 0; i < n; i++) {
-				int l = round_int(iscale * x[i]);
-				l = l < -nmax ? -nmax : l > nmax - 1 ? nmax - 1 : l;
-				L[i] = (int8_t)(l + nmax);
-			}
-			scale = sumlx / suml2;
-			best = scale * sumlx;
-		}
-	}
-	return scale;
-}
 
 /* q3_K's search: symmetric levels, then up to five passes that move single
  * elements to the level that most improves the x^2-weighted fit. */
@@ -169,86 +122,13 @@ static float sym_refine(int n, int nmax, const float *x, int8_t *L)
 	return suml2 > 0.0f ? sumlx / suml2 : 0.0f;
 }
 
-/* Affine levels [0, nmax] with a min <= 0 (the reference's make_qkx3_quants
- * with its weighted callers' sweep): start from the range, then try 37
- * inverse scales (-0.9 + 0.05 k + nmax) / range, each with the weighted
- * least-squares scale and min, keeping the best by weighted squared error.
- * Levels are guarded against a min that has moved near max. Returns the
- * scale; *neg_min = -min. */
-static float affine_search(int n, int nmax, const float *x, const float *w,
-			   uint8_t *L, float *neg_min, uint8_t *Laux)
-{
-	float min = x[0], max = x[0];
-	float sum_w = w[0];
-	float sum_x = sum_w * x[0];
-	for (int i = 1; i < n; i++) {
-		if (x[i] < min)
-			min = x[i];
-		if (x[i] > max)
-			max = x[i];
-		sum_w += w[i];
-		sum_x += w[i] * x[i];
-	}
-	if (min > 0)
-		min = 0;
-	if (max <= min) {
-		memset(L, 0, (size_t)n);
-		*neg_min = -min;
-		return 0.f;
-	}
-	float iscale = nmax / (max - min);
-	float scale = 1 / iscale;
-	float best = 0;
-	for (int i = 0; i < n; i++) {
-		int l = round_int(iscale * (x[i] - min));
-		L[i] = (uint8_t)(l < 0 ? 0 : l > nmax ? nmax : l);
-		float d = scale * L[i] + min - x[i];
-		best += w[i] * (d * d);
-	}
-	for (int is = 0; is <= 36; is++) {
-		iscale = (-0.9f + 0.05f * is + nmax) / (max - min);
-		float sum_l = 0, sum_l2 = 0, sum_xl = 0;
-		for (int i = 0; i < n; i++) {
-			float v = iscale * (x[i] - min);
-			int l = v > 0 ? round_int(fminf_(v, (float)nmax)) : 0;
-			Laux[i] = (uint8_t)l;
-			sum_l += w[i] * l;
-			sum_l2 += w[i] * l * l;
-			sum_xl += w[i] * l * x[i];
-		}
-		float D = sum_w * sum_l2 - sum_l * sum_l;
-		if (D > 0) {
-			float s = (sum_w * sum_xl - sum_x * sum_l) / D;
-			float m = (sum_l2 * sum_x - sum_l * sum_xl) / D;
-			if (m > 0) {
-				m = 0;
-				s = sum_xl / sum_l2;
-			}
-			float err = 0;
-			for (int i = 0; i < n; i++) {
-				float d = s * Laux[i] + m - x[i];
-				err += w[i] * (d * d);
-			}
-			if (err < best) {
-				memcpy(L, Laux, (size_t)n);
-				best = err;
-				scale = s;
-				min = m;
-			}
-		}
-	}
-	*neg_min = -min;
-	return scale;
-}
-
 /* ------------------------------------------------------------------------
- * Searches on NL sub-blocks at once, one per vector lane. Every
- * lane performs exactly the scalar sequence of operations above (IEEE
- * lane-wise arithmetic, no reassociation, per-lane selects for the scalar
- * code's branches), so the results are bit-identical; the vectors only
- * run NL independent searches side by side. GCC's vector extensions: AVX
- * registers where the target has them, pairs of SSE ones on plain x86-64,
- * whatever the target offers elsewhere.
+ * The searches that cost: several groups at once, one per vector lane.
+ * Every lane performs exactly the reference's scalar sequence of operations
+ * (IEEE lane-wise arithmetic, no reassociation, per-lane selects where the
+ * scalar code branches), so the results are bit-identical; the vectors only
+ * run NL independent searches side by side. GCC's vector extensions: SSE
+ * registers on plain x86-64, whatever the target offers elsewhere.
  * ------------------------------------------------------------------------ */
 
 #define NL 4
@@ -263,6 +143,7 @@ static inline vf vfloat(vi a) { vf r; memcpy(&r, &a, sizeof r); return r; }
 static inline vf vsel(vi m, vf a, vf b) { return vfloat((m & vbits(a)) | (~m & vbits(b))); }
 static inline vi viself(vi m, vi a, vi b) { return (m & a) | (~m & b); }
 static inline vf vabs(vf a) { return vfloat(vbits(a) & visplat(0x7fffffff)); }
+/* round_int on each lane */
 static inline vi vround(vf v)
 {
 	return (vbits(v + vsplat(12582912.f)) & visplat(0x007fffff)) - visplat(0x00400000);
@@ -275,14 +156,69 @@ static inline vi vclamp(vi l, int lo, int hi)
 }
 static inline vf vcvt(vi a) { return __builtin_convertvector(a, vf); }
 
-/* The reference's make_qkx2_quants (for the unweighted K-quants) on NL
- * groups: x[i] and w[i] hold element i of each group, L[i] gets their
- * levels. Like affine_search, but with its own sweep (nstep + 1 inverse
- * scales from rmin in steps of rdelta), unguarded levels, and squared or
- * absolute (mad) error. */
-static void affine_search_lanes(int n, int nmax, const vf *x, const vf *w, vi *L,
-			     float *scale_out, float *neg_min_out, float rmin,
-			     float rdelta, int nstep, int mad)
+/* Symmetric levels [-nmax, nmax) with a w-weighted least-squares scale
+ * (w NULL: x^2) and a sweep of 18 nearby inverse scales (the reference's
+ * make_qx_quants with rmse_type 1). x[i] holds element i of each lane's
+ * group; L[i] gets level + nmax. */
+static void sym_search_lanes(int n, int nmax, const vf *x, const vf *w, vi *L,
+			     float *scale_out)
+{
+	vi Laux[32];
+	vf max = vsplat(0), amax = vsplat(0);
+	for (int i = 0; i < n; i++) {
+		vf ax = vabs(x[i]);
+		vi gt = ax > amax;
+		amax = vsel(gt, ax, amax);
+		max = vsel(gt, x[i], max);
+	}
+	vi zero = amax < vsplat(EPS_ZERO);
+	vf iscale = vsplat((float)-nmax) / max;
+	vf sumlx = vsplat(0), suml2 = vsplat(0);
+	for (int i = 0; i < n; i++) {
+		vi l = vclamp(vround(iscale * x[i]), -nmax, nmax - 1);
+		L[i] = l + visplat(nmax);
+		vf wi = w ? w[i] : x[i] * x[i], lf = vcvt(l);
+		sumlx += wi * x[i] * lf;
+		suml2 += wi * lf * lf;
+	}
+	vf scale = vsel(suml2 != vsplat(0), sumlx / suml2, vsplat(0));
+	vf best = scale * sumlx;
+	for (int is = -9; is <= 9; is++) {
+		if (is == 0)
+			continue;
+		float t = -(nmax + 0.1f * is);
+		iscale = vsplat(t) / max;
+		sumlx = suml2 = vsplat(0);
+		for (int i = 0; i < n; i++) {
+			vi l = vclamp(vround(iscale * x[i]), -nmax, nmax - 1);
+			Laux[i] = l + visplat(nmax);
+			vf wi = w ? w[i] : x[i] * x[i], lf = vcvt(l);
+			sumlx += wi * x[i] * lf;
+			suml2 += wi * lf * lf;
+		}
+		vi upd = (suml2 > vsplat(0)) & (sumlx * sumlx > best * suml2);
+		for (int i = 0; i < n; i++)
+			L[i] = viself(upd, Laux[i], L[i]);
+		vf sc = sumlx / suml2;
+		scale = vsel(upd, sc, scale);
+		best = vsel(upd, sc * sumlx, best);
+	}
+	for (int i = 0; i < n; i++)
+		L[i] = viself(zero, visplat(0), L[i]);
+	scale = vsel(zero, vsplat(0), scale);
+	for (int k = 0; k < NL; k++)
+		scale_out[k] = scale[k];
+}
+
+/* Affine levels [0, nmax] with a min <= 0, w-weighted: start from the
+ * range, then try nstep + 1 inverse scales (rmin + rdelta k + nmax) / range,
+ * each with the weighted least-squares scale and min, keeping the best by
+ * weighted squared (or absolute: mad) error. v3 selects the reference's
+ * make_qkx3_quants (levels guarded against a min that has moved near max)
+ * over make_qkx2_quants. Scales to scale_out, -min to neg_min_out. */
+static void affine_search_lanes(int v3, int n, int nmax, const vf *x, const vf *w,
+				vi *L, float *scale_out, float *neg_min_out, float rmin,
+				float rdelta, int nstep, int mad)
 {
 	vi Laux[32];
 	vf min = x[0], max = x[0], sum_w = w[0], sum_x = sum_w * x[0];
@@ -293,9 +229,9 @@ static void affine_search_lanes(int n, int nmax, const vf *x, const vf *w, vi *L
 		sum_x += w[i] * x[i];
 	}
 	min = vsel(min > vsplat(0), vsplat(0), min);
-	vi flat = max == min;
-	vf min0 = min;
-	vf iscale = vsplat((float)nmax) / (max - min);
+	vi flat = v3 ? max <= min : max == min;
+	vf min0 = min, top = vsplat((float)nmax);
+	vf iscale = top / (max - min);
 	vf scale = vsplat(1) / iscale;
 	vf best = vsplat(0);
 	for (int i = 0; i < n; i++) {
@@ -309,7 +245,12 @@ static void affine_search_lanes(int n, int nmax, const vf *x, const vf *w, vi *L
 		iscale = vsplat(t) / (max - min);
 		vf sum_l = vsplat(0), sum_l2 = vsplat(0), sum_xl = vsplat(0);
 		for (int i = 0; i < n; i++) {
-			Laux[i] = vclamp(vround(iscale * (x[i] - min)), 0, nmax);
+			vf v = iscale * (x[i] - min);
+			if (v3)
+				Laux[i] = viself(v > vsplat(0), vround(vsel(v < top, v, top)),
+						 visplat(0));
+			else
+				Laux[i] = vclamp(vround(v), 0, nmax);
 			vf l = vcvt(Laux[i]);
 			sum_l += w[i] * l;
 			sum_l2 += w[i] * l * l;
@@ -345,69 +286,58 @@ static void affine_search_lanes(int n, int nmax, const vf *x, const vf *w, vi *L
 	}
 }
 
-/* sym_search with weights x^2 (q6_K without importances) on NL groups. */
-static void sym_search_lanes(int n, int nmax, const vf *x, vi *L, float *scale_out)
+/* Lanes k = 0..NL-1 from groups g + k of n consecutive elements (the last
+ * group repeated past ng: padding whose results are dropped). */
+static void load_lanes(int ng, int g, int n, const float *src, vf *v)
 {
-	vi Laux[32];
-	vf max = vsplat(0), amax = vsplat(0);
-	for (int i = 0; i < n; i++) {
-		vf ax = vabs(x[i]);
-		vi gt = ax > amax;
-		amax = vsel(gt, ax, amax);
-		max = vsel(gt, x[i], max);
-	}
-	vi zero = amax < vsplat(EPS_ZERO);
-	vf iscale = vsplat((float)-nmax) / max;
-	vf sumlx = vsplat(0), suml2 = vsplat(0);
-	for (int i = 0; i < n; i++) {
-		vi l = vclamp(vround(iscale * x[i]), -nmax, nmax - 1);
-		L[i] = l + visplat(nmax);
-		vf w = x[i] * x[i], lf = vcvt(l);
-		sumlx += w * x[i] * lf;
-		suml2 += w * lf * lf;
-	}
-	vf scale = vsel(suml2 != vsplat(0), sumlx / suml2, vsplat(0));
-	vf best = scale * sumlx;
-	for (int is = -9; is <= 9; is++) {
-		if (is == 0)
-			continue;
-		float t = -(nmax + 0.1f * is);
-		iscale = vsplat(t) / max;
-		sumlx = suml2 = vsplat(0);
-		for (int i = 0; i < n; i++) {
-			vi l = vclamp(vround(iscale * x[i]), -nmax, nmax - 1);
-			Laux[i] = l + visplat(nmax);
-			vf w = x[i] * x[i], lf = vcvt(l);
-			sumlx += w * x[i] * lf;
-			suml2 += w * lf * lf;
-		}
-		vi upd = (suml2 > vsplat(0)) & (sumlx * sumlx > best * suml2);
+	for (int k = 0; k < NL; k++) {
+		const float *p = src + (size_t)(g + k < ng ? g + k : ng - 1) * (size_t)n;
 		for (int i = 0; i < n; i++)
-			L[i] = viself(upd, Laux[i], L[i]);
-		vf sc = sumlx / suml2;
-		scale = vsel(upd, sc, scale);
-		best = vsel(upd, sc * sumlx, best);
+			v[i][k] = p[i];
 	}
-	for (int i = 0; i < n; i++)
-		L[i] = viself(zero, visplat(0), L[i]);
-	scale = vsel(zero, vsplat(0), scale);
-	for (int k = 0; k < NL; k++)
-		scale_out[k] = scale[k];
 }
 
-/* Lanes from groups: v[i][k] = x[k * stride + i]; and back for levels. */
-static void to_lanes(int n, const float *x, int stride, vf *v)
+/* sym_search_lanes over ng groups of n (<= 32) elements: group j is
+ * x[j n .. j n + n), its weights the same slice of w (NULL: x^2), its
+ * levels the same slice of L, its scale scale[j]. */
+static void sym_groups(int ng, int n, int nmax, const float *x, const float *w,
+		       int8_t *L, float *scale)
 {
-	for (int i = 0; i < n; i++)
-		for (int k = 0; k < NL; k++)
-			v[i][k] = x[k * stride + i];
+	vf xv[32], wv[32];
+	vi Lv[32];
+	float sc[NL];
+	for (int g = 0; g < ng; g += NL) {
+		load_lanes(ng, g, n, x, xv);
+		if (w)
+			load_lanes(ng, g, n, w, wv);
+		sym_search_lanes(n, nmax, xv, w ? wv : NULL, Lv, sc);
+		for (int k = 0; k < NL && g + k < ng; k++) {
+			scale[g + k] = sc[k];
+			for (int i = 0; i < n; i++)
+				L[(g + k) * n + i] = (int8_t)Lv[i][k];
+		}
+	}
 }
 
-static void from_lanes_u8(int n, const vi *L, int stride, uint8_t *out)
+/* affine_search_lanes over ng groups, laid out as for sym_groups. */
+static void affine_groups(int v3, int ng, int n, int nmax, const float *x,
+			  const float *w, uint8_t *L, float *scale, float *neg_min,
+			  float rmin, float rdelta, int nstep, int mad)
 {
-	for (int i = 0; i < n; i++)
-		for (int k = 0; k < NL; k++)
-			out[k * stride + i] = (uint8_t)L[i][k];
+	vf xv[32], wv[32];
+	vi Lv[32];
+	float sc[NL], nm[NL];
+	for (int g = 0; g < ng; g += NL) {
+		load_lanes(ng, g, n, x, xv);
+		load_lanes(ng, g, n, w, wv);
+		affine_search_lanes(v3, n, nmax, xv, wv, Lv, sc, nm, rmin, rdelta, nstep, mad);
+		for (int k = 0; k < NL && g + k < ng; k++) {
+			scale[g + k] = sc[k];
+			neg_min[g + k] = nm[k];
+			for (int i = 0; i < n; i++)
+				L[(g + k) * n + i] = (uint8_t)Lv[i][k];
+		}
+	}
 }
 
 /* Non-negative levels [0, nmax] for a set of sub-block scales (or mins),
@@ -646,36 +576,42 @@ static float row_sigma2(const float *x, int64_t n)
 	return sum_sq(n, x) / n;
 }
 
-static void q4_0_row(const float *x, uint8_t *y, int64_t n, const float *qw)
+/* Importance weights of NL (or, at the row's end, fewer: *ng) consecutive
+ * 32-element blocks from block b on. */
+static void block_weights(const float *x, const float *qw, int64_t nb, int64_t b,
+			  float sigma2, float *w, int *ng)
 {
-	float sigma2 = qw ? row_sigma2(x, n) : 0, w[QK], d;
-	uint8_t L[QK];
-	for (int64_t b = 0; b < n / QK; b++, x += QK, y += 18) {
-		if (qw) {
-			imp_weights(QK, x, qw + b * QK, sigma2, w);
-			d = sym_search(QK, 8, x, (int8_t *)L, w);
-		} else {
-			sym_plain_block(x, 8, L, &d);
-		}
-		put_f16(y, d);
-		pack_nibbles32(y + 2, L);
-	}
+	*ng = nb - b < NL ? (int)(nb - b) : NL;
+	for (int g = 0; g < *ng; g++)
+		imp_weights(QK, x + (b + g) * QK, qw + (b + g) * QK, sigma2, w + g * QK);
 }
 
-static void q5_0_row(const float *x, uint8_t *y, int64_t n, const float *qw)
+/* q4_0 (nmax 8, 18-byte blocks) and q5_0 (nmax 16, 22-byte blocks). */
+static void qx_0_row(int nmax, const float *x, uint8_t *y, int64_t n, const float *qw)
 {
-	float sigma2 = qw ? row_sigma2(x, n) : 0, w[QK], d;
-	uint8_t L[QK];
-	for (int64_t b = 0; b < n / QK; b++, x += QK, y += 22) {
+	float sigma2 = qw ? row_sigma2(x, n) : 0, w[NL * QK], d[NL];
+	int8_t L[NL * QK];
+	int64_t nb = n / QK;
+	size_t bb = nmax == 8 ? 18 : 22;
+	int ng = 1;
+	for (int64_t b = 0; b < nb; b += ng) {
 		if (qw) {
-			imp_weights(QK, x, qw + b * QK, sigma2, w);
-			d = sym_search(QK, 16, x, (int8_t *)L, w);
+			block_weights(x, qw, nb, b, sigma2, w, &ng);
+			sym_groups(ng, QK, nmax, x + b * QK, w, L, d);
 		} else {
-			sym_plain_block(x, 16, L, &d);
+			sym_plain_block(x + b * QK, nmax, (uint8_t *)L, d);
 		}
-		put_f16(y, d);
-		pack_high32(y + 2, L);
-		pack_nibbles32(y + 6, L);
+		for (int g = 0; g < ng; g++) {
+			uint8_t *yb = y + (size_t)(b + g) * bb;
+			const uint8_t *Lb = (const uint8_t *)L + g * QK;
+			put_f16(yb, d[g]);
+			if (nmax == 8) {
+				pack_nibbles32(yb + 2, Lb);
+			} else {
+				pack_high32(yb + 2, Lb);
+				pack_nibbles32(yb + 6, Lb);
+			}
+		}
 	}
 }
 
@@ -683,25 +619,30 @@ static void q5_0_row(const float *x, uint8_t *y, int64_t n, const float *qw)
 static void qx_1_row(int nmax, const float *x, uint8_t *y, int64_t n,
 		     const float *qw)
 {
-	float sigma2 = qw ? row_sigma2(x, n) : 0, w[QK], d, m;
-	uint8_t L[QK], Laux[QK];
+	float sigma2 = qw ? row_sigma2(x, n) : 0, w[NL * QK], d[NL], m[NL];
+	uint8_t L[NL * QK];
+	int64_t nb = n / QK;
 	size_t bb = nmax == 15 ? 20 : 24;
-	for (int64_t b = 0; b < n / QK; b++, x += QK, y += bb) {
+	int ng = 1;
+	for (int64_t b = 0; b < nb; b += ng) {
 		if (qw) {
-			float neg_min;
-			imp_weights(QK, x, qw + b * QK, sigma2, w);
-			d = affine_search(QK, nmax, x, w, L, &neg_min, Laux);
-			m = -neg_min;
+			block_weights(x, qw, nb, b, sigma2, w, &ng);
+			affine_groups(1, ng, QK, nmax, x + b * QK, w, L, d, m, -0.9f, 0.05f, 36, 0);
+			for (int g = 0; g < ng; g++)
+				m[g] = -m[g];
 		} else {
-			affine_plain_block(x, nmax, L, &d, &m);
+			affine_plain_block(x + b * QK, nmax, L, d, m);
 		}
-		put_f16(y, d);
-		put_f16(y + 2, m);
-		if (nmax == 15) {
-			pack_nibbles32(y + 4, L);
-		} else {
-			pack_high32(y + 4, L);
-			pack_nibbles32(y + 8, L);
+		for (int g = 0; g < ng; g++) {
+			uint8_t *yb = y + (size_t)(b + g) * bb;
+			put_f16(yb, d[g]);
+			put_f16(yb + 2, m[g]);
+			if (nmax == 15) {
+				pack_nibbles32(yb + 4, L + g * QK);
+			} else {
+				pack_high32(yb + 4, L + g * QK);
+				pack_nibbles32(yb + 8, L + g * QK);
+			}
 		}
 	}
 }
@@ -712,18 +653,17 @@ static void qx_1_row(int nmax, const float *x, uint8_t *y, int64_t n,
 
 static void q2_k_block(const float *x, uint8_t *y, const float *qw)
 {
-	uint8_t L[QKK], Laux[QK_SUB], Ls[16], Lm[16];
-	float mins[16], scales[16], sw[16], w[QK_SUB];
+	uint8_t L[QKK], Ls[16], Lm[16];
+	float mins[16], scales[16], sw[16], w[QKK];
 	uint8_t *sc = y, *qs = y + 16;
 	float d, dmin;
 	if (qw) {
 		float sigma2 = sum_sq(QKK, x) / QKK;
 		for (int j = 0; j < 16; j++) {
-			imp_weights(QK_SUB, x + 16 * j, qw + 16 * j, sigma2, w);
-			sw[j] = sum_of(QK_SUB, w);
-			scales[j] = affine_search(QK_SUB, 3, x + 16 * j, w, L + 16 * j,
-						  &mins[j], Laux);
+			imp_weights(QK_SUB, x + 16 * j, qw + 16 * j, sigma2, w + 16 * j);
+			sw[j] = sum_of(QK_SUB, w + 16 * j);
 		}
+		affine_groups(1, 16, QK_SUB, 3, x, w, L, scales, mins, -0.9f, 0.05f, 36, 0);
 		float dm = pos_search(16, 15, scales, Ls, sw);
 		float mm = pos_search(16, 15, mins, Lm, sw);
 		for (int j = 0; j < 16; j++)
@@ -734,16 +674,9 @@ static void q2_k_block(const float *x, uint8_t *y, const float *qw)
 		put_f16(y + 82, mm);
 	} else {
 		float max_scale = 0, max_min = 0;
-		for (int g = 0; g < 16; g += NL) {
-			vf xv[QK_SUB], wv[QK_SUB];
-			vi Lv[QK_SUB];
-			to_lanes(QK_SUB, x + 16 * g, 16, xv);
-			for (int i = 0; i < QK_SUB; i++)
-				wv[i] = vabs(xv[i]);
-			affine_search_lanes(QK_SUB, 3, xv, wv, Lv, scales + g, mins + g, -0.5f, 0.1f,
-					 15, 1);
-			from_lanes_u8(QK_SUB, Lv, 16, L + 16 * g);
-		}
+		for (int i = 0; i < QKK; i++)
+			w[i] = fabsf(x[i]);
+		affine_groups(0, 16, QK_SUB, 3, x, w, L, scales, mins, -0.5f, 0.1f, 15, 1);
 		for (int j = 0; j < 16; j++) {
 			if (scales[j] > max_scale)
 				max_scale = scales[j];
@@ -790,13 +723,13 @@ static void q3_k_block(const float *x, uint8_t *y, const float *qw)
 	int l6[16];
 	uint8_t *hmask = y, *qs = y + 32, *s12 = y + 96;
 	if (qw) {
-		float sigma2 = 2 * sum_sq(QKK, x) / QKK, w[QK_SUB], sw[16];
+		float sigma2 = 2 * sum_sq(QKK, x) / QKK, w[QKK], sw[16], d;
 		for (int j = 0; j < 16; j++) {
-			imp_weights(QK_SUB, x + 16 * j, qw + 16 * j, sigma2, w);
-			sw[j] = sum_of(QK_SUB, w);
-			scales[j] = sym_search(QK_SUB, 4, x + 16 * j, L + 16 * j, w);
+			imp_weights(QK_SUB, x + 16 * j, qw + 16 * j, sigma2, w + 16 * j);
+			sw[j] = sum_of(QK_SUB, w + 16 * j);
 		}
-		float d = sym_search(16, 32, scales, Ls, sw);
+		sym_groups(16, QK_SUB, 4, x, w, L, scales);
+		sym_groups(1, 16, 32, scales, sw, Ls, &d);
 		for (int j = 0; j < 16; j++)
 			l6[j] = Ls[j];
 		pack_scales_q3k(s12, l6);
@@ -853,16 +786,15 @@ static void q3_k_block(const float *x, uint8_t *y, const float *qw)
  * 6-bit scale and min under the block's f16 d and dmin. */
 static void qk4_block(int nmax, const float *x, uint8_t *y, const float *qw)
 {
-	uint8_t L[QKK], Laux[QK_SUB4], ls[8], lm[8];
-	float mins[8], scales[8], w[QK_SUB4];
+	uint8_t L[QKK], ls[8], lm[8];
+	float mins[8], scales[8], w[QKK];
 	if (qw) {
 		float sigma2 = 2 * sum_sq(QKK, x) / QKK, sw[8];
 		for (int j = 0; j < 8; j++) {
-			imp_weights(QK_SUB4, x + 32 * j, qw + 32 * j, sigma2, w);
-			sw[j] = sum_of(QK_SUB4, w);
-			scales[j] = affine_search(QK_SUB4, nmax, x + 32 * j, w, L + 32 * j,
-						  &mins[j], Laux);
+			imp_weights(QK_SUB4, x + 32 * j, qw + 32 * j, sigma2, w + 32 * j);
+			sw[j] = sum_of(QK_SUB4, w + 32 * j);
 		}
+		affine_groups(1, 8, QK_SUB4, nmax, x, w, L, scales, mins, -0.9f, 0.05f, 36, 0);
 		float d = pos_search(8, 63, scales, ls, sw);
 		float m = pos_search(8, 63, mins, lm, sw);
 		if (nmax == 31)
@@ -874,22 +806,15 @@ static void qk4_block(int nmax, const float *x, uint8_t *y, const float *qw)
 		put_f16(y + 2, m);
 	} else {
 		float max_scale = 0, max_min = 0;
-		for (int g = 0; g < 8; g += NL) {
-			vf xv[QK_SUB4], wv[QK_SUB4], av;
-			vi Lv[QK_SUB4];
-			to_lanes(QK_SUB4, x + 32 * g, 32, xv);
-			for (int k = 0; k < NL; k++)
-				av[k] = sqrtf(sum_sq(QK_SUB4, x + 32 * (g + k)) / 32);
-			for (int i = 0; i < QK_SUB4; i++)
-				wv[i] = av + vabs(xv[i]);
-			if (nmax == 15)
-				affine_search_lanes(QK_SUB4, 15, xv, wv, Lv, scales + g, mins + g, -1.f,
-						 0.1f, 20, 0);
-			else
-				affine_search_lanes(QK_SUB4, 31, xv, wv, Lv, scales + g, mins + g, -0.5f,
-						 0.1f, 15, 0);
-			from_lanes_u8(QK_SUB4, Lv, 32, L + 32 * g);
+		for (int j = 0; j < 8; j++) {
+			float av_x = sqrtf(sum_sq(QK_SUB4, x + 32 * j) / 32);
+			for (int l = 0; l < QK_SUB4; l++)
+				w[32 * j + l] = av_x + fabsf(x[32 * j + l]);
 		}
+		if (nmax == 15)
+			affine_groups(0, 8, QK_SUB4, 15, x, w, L, scales, mins, -1.f, 0.1f, 20, 0);
+		else
+			affine_groups(0, 8, QK_SUB4, 31, x, w, L, scales, mins, -0.5f, 0.1f, 15, 0);
 		for (int j = 0; j < 8; j++) {
 			if (scales[j] > max_scale)
 				max_scale = scales[j];
@@ -954,18 +879,7 @@ static void q6_k_block(const float *x, uint8_t *y, const float *qw)
 	float scales[16], max_scale = 0, max_abs = 0;
 	uint8_t *ql = y, *qh = y + 128;
 	int8_t *sc = (int8_t *)(y + 192);
-	if (qw) {
-		for (int j = 0; j < 16; j++)
-			scales[j] = sym_search(QK_SUB, 32, x + 16 * j, L + 16 * j, qw + 16 * j);
-	} else {
-		for (int g = 0; g < 16; g += NL) {
-			vf xv[QK_SUB];
-			vi Lv[QK_SUB];
-			to_lanes(QK_SUB, x + 16 * g, 16, xv);
-			sym_search_lanes(QK_SUB, 32, xv, Lv, scales + g);
-			from_lanes_u8(QK_SUB, Lv, 16, (uint8_t *)L + 16 * g);
-		}
-	}
+	sym_groups(16, QK_SUB, 32, x, qw, L, scales);
 	for (int j = 0; j < 16; j++) {
 		if (fabsf(scales[j]) > max_abs) {
 			max_abs = fabsf(scales[j]);
@@ -1044,8 +958,8 @@ static void quant_row(const slm_dtype *t, const float *x, uint8_t *y, int64_t n,
 		}
 		break;
 	case KT_Q8_0: q8_0_row(x, y, n); break;
-	case KT_Q4_0: q4_0_row(x, y, n, qw); break;
-	case KT_Q5_0: q5_0_row(x, y, n, qw); break;
+	case KT_Q4_0: qx_0_row(8, x, y, n, qw); break;
+	case KT_Q5_0: qx_0_row(16, x, y, n, qw); break;
 	case KT_Q4_1: qx_1_row(15, x, y, n, qw); break;
 	case KT_Q5_1: qx_1_row(31, x, y, n, qw); break;
 	case KT_Q2_K:

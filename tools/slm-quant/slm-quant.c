@@ -132,18 +132,19 @@ static job *make_plan(const slm_bundle *b, const quant_recipe *r,
 			requant = t->dtype->name;
 		}
 		if (im && !j->copy && quant_uses_imatrix(j->type)) {
+			const char *src = opt.imatrix ? opt.imatrix : opt.calib;
 			j->imat = quant_imatrix_find(im, t->name, &j->imat_n);
 			uint64_t e2 = t->ndim > 2 ? t->ne[2] : 1;
 			if (j->imat && j->imat_n != t->ne[0] && j->imat_n != t->ne[0] * e2) {
 				if (strcmp(t->name, "token_embd.weight"))
 					slm_die(EX_DATAERR,
 						"%s: tensor '%s': %zu importances for %llu columns",
-						opt.imatrix ? opt.imatrix : opt.calib, t->name, j->imat_n,
+						src, t->name, j->imat_n,
 						(unsigned long long)t->ne[0]);
 				j->imat = NULL;
 			}
 			if (!j->imat && opt.verbose)
-				slm_warn("%s: no importances for %s", opt.imatrix ? opt.imatrix : opt.calib, t->name);
+				slm_warn("%s: no importances for %s", src, t->name);
 		}
 	}
 	if (requant && !opt.quiet)
