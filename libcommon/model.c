@@ -199,6 +199,7 @@ int model_load(slm_model *m, const slm_bundle *b, slm_err *err)
 	case ARCH_GEMMA3:
 		m->embd_scale = sqrtf((float)m->n_embd);
 		m->gelu = 1;
+		m->q_prescale = 1; /* llama.cpp scales Q, then the softmax by 1 */
 		m->rope_base_swa = 10000.0f;
 		swa_pattern = (int)hp_num(b, "attention.sliding_window_pattern", 6);
 		break;
@@ -686,8 +687,11 @@ static void attn_worker(void *arg, int ith, int nth)
 				     (size_t)hk * (size_t)hd;
 		const uint16_t *v0 = kv_row(c->kv, c->kv->v, e->slot, c->layer, lo, c->kv_dim) +
 				     (size_t)hk * (size_t)hd;
-		kern_attn_dot(1, k0, stride, q, hd, np, m->attn_scale, sc);
+		kern_attn_dot(1, k0, stride, q, hd, np,
+			      m->q_prescale ? 1.0f : m->attn_scale, sc);
 		kern_softmax(sc, np);
+		/* the weights rounded to f16 as llama.cpp's f16 V product has them */
+		kern_round_f16(sc, np);
 		float *o = c->att + (size_t)i * (size_t)c->q_dim + (size_t)h * (size_t)hd;
 		memset(o, 0, (size_t)hd * sizeof *o);
 		kern_attn_axpy(1, v0, stride, sc, hd, np, o);
@@ -763,6 +767,13 @@ void model_forward(slm_ctx *c, const slm_entry *e, int n, float *logits)
 				kern_rope(q, m->n_head, hd, m->n_rot, c->rope_cs, m->rope == ROPE_NEOX);
 				kern_rope(k, m->n_head_kv, hd, m->n_rot, c->rope_cs, m->rope == ROPE_NEOX);
 			}
+			/* Q meets the f16 cache as f16 values (llama.cpp converts
+			 * it for its f16 K product), scaled first where the model
+			 * scales Q rather than the scores */
+			if (m->q_prescale)
+				for (int d = 0; d < c->q_dim; d++)
+					q[d] *= m->attn_scale;
+			kern_round_f16(q, c->q_dim);
 			kern_f32_to_f16(kv_row(c->kv, c->kv->k, e[i].slot, l, e[i].pos, c->kv_dim), k,
 					c->kv_dim);
 			kern_f32_to_f16(kv_row(c->kv, c->kv->v, e[i].slot, l, e[i].pos, c->kv_dim), v,

@@ -56,6 +56,7 @@ typedef struct slm_model {
 	const float *rope_freqs;   /* per-dimension frequency factors or NULL */
 	int n_swa;                 /* window; 0 = none */
 	float attn_scale;
+	int q_prescale;            /* scale q before the f16 rounding (gemma) */
 	float embd_scale;          /* gemma: sqrt(n_embd) */
 	int gelu;                  /* gated GELU (gemma) instead of SiLU */
 	const slm_tensor *tok_embd, *output_norm, *output;

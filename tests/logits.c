@@ -3,8 +3,13 @@
  * command line) and print, for every position, the argmax and the logits
  * as JSON: {"argmax":[...], "logits":[[...],...]} (logits only for the
  * positions listed with -p, all with -p all). Teacher-forced, one batch.
- * usage: logits BUNDLE [-t THREADS] [-b BATCH] [-p all|i,j,...] ID...
+ * With -d FILE, the input of every matrix product is also written to FILE
+ * (records: u32 name length, name, i32 rows, i32 columns, f32 values), for
+ * scripts/compare-acts.
+ * usage: logits BUNDLE [-t THREADS] [-b BATCH] [-p all|i,j,...] [-d FILE] ID...
  */
+#include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -12,13 +17,27 @@
 #include "cli.h"
 #include "model.h"
 
+static void dump_hook(void *arg, const slm_tensor *w, const float *x,
+		      int64_t ldx, int B)
+{
+	FILE *f = arg;
+	uint32_t len = (uint32_t)strlen(w->name);
+	int32_t rows = B, cols = (int32_t)w->ne[0];
+	fwrite(&len, 4, 1, f);
+	fwrite(w->name, 1, len, f);
+	fwrite(&rows, 4, 1, f);
+	fwrite(&cols, 4, 1, f);
+	for (int b = 0; b < B; b++)
+		fwrite(x + (size_t)b * (size_t)ldx, 4, (size_t)cols, f);
+}
+
 int main(int argc, char **argv)
 {
 	slm_cli_init(argc, argv);
 	if (argc < 3)
 		slm_die(EX_USAGE, "usage: logits BUNDLE [-t N] [-b BATCH] [-p all|i,j] ID...");
 	int threads = 1, batch = 0;
-	const char *pos = "";
+	const char *pos = "", *dump = NULL;
 	int i = 2;
 	for (; i < argc && argv[i][0] == '-'; i += 2) {
 		if (i + 1 >= argc)
@@ -29,6 +48,8 @@ int main(int argc, char **argv)
 			batch = atoi(argv[i + 1]);
 		else if (!strcmp(argv[i], "-p"))
 			pos = argv[i + 1];
+		else if (!strcmp(argv[i], "-d"))
+			dump = argv[i + 1];
 		else
 			slm_die(EX_USAGE, "unknown option %s", argv[i]);
 	}
@@ -47,6 +68,12 @@ int main(int argc, char **argv)
 		slm_die_err(&err);
 	slm_pool *pool = pool_new(threads, 0);
 	slm_ctx *ctx = ctx_new(&m, &kv, pool, batch);
+	FILE *df = NULL;
+	if (dump) {
+		if (!(df = fopen(dump, "wb")))
+			slm_die(EX_CANTCREAT, "%s: cannot create", dump);
+		ctx_set_act_hook(ctx, dump_hook, df);
+	}
 	float *lg = slm_xmalloc((size_t)n * (size_t)m.n_vocab * sizeof *lg);
 	slm_entry *e = slm_xmalloc((size_t)n * sizeof *e);
 	for (int k = 0; k < n; k++)
@@ -90,6 +117,8 @@ int main(int argc, char **argv)
 		printf("]");
 	}
 	printf("}}\n");
+	if (df && fclose(df))
+		slm_die(EX_IOERR, "%s: write error", dump);
 	free(e);
 	free(lg);
 	ctx_free(ctx);

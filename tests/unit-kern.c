@@ -420,7 +420,10 @@ static void test_products(const slm_dtype *t, int64_t n, int nrows)
 				exact += (double)wr[i] * xb[i];
 			}
 			/* a-priori activation quantization error */
-			if (id == KT_BF16) {
+			if (id == KT_F16) { /* activations rounded to f16 */
+				for (int64_t i = 0; i < n; i++)
+					qe += fabs(wr[i]) * fabs(xb[i]) * 0x1p-11;
+			} else if (id == KT_BF16) {
 				for (int64_t i = 0; i < n; i++)
 					qe += fabs(wr[i]) * fabs(xb[i]) * 0x1p-9;
 			} else if (id != KT_F32 && id != KT_F16) {
@@ -430,8 +433,14 @@ static void test_products(const slm_dtype *t, int64_t n, int nrows)
 						amax = fmax(amax, fabs(xb[i]));
 						sw += fabs(wr[i]);
 					}
-					qe += sw * amax / 254.0 * (1 + 1e-6);
+					/* half a step, plus the step rounded to
+					 * a half (32-element groups) */
+					qe += sw * amax * (1 / 254.0 + (is_k(t) ? 1e-6 : 0x1p-11));
 				}
+				/* the min term uses half(d * sum(q)) */
+				if (id == KT_Q4_1 || id == KT_Q5_1)
+					for (int64_t i = 0; i < n; i++)
+						qe += fabs(mr[i]) * fabs(xq[i]) * 0x1p-9;
 			}
 			tol[b * nrows + r] = 2.0 * (double)(k + 16) * 0x1p-24 * S + 1e-30;
 			double yr = yref[b * nrows + r];

@@ -206,3 +206,14 @@ void kern_f32_to_f16(uint16_t *dst, const float *src, int64_t n)
 	kern_init();
 	cur->f32_to_f16(dst, src, n);
 }
+
+void kern_round_f16(float *x, int64_t n)
+{
+	uint16_t h[256];
+	kern_init();
+	for (int64_t i = 0; i < n; i += 256) {
+		int64_t k = n - i < 256 ? n - i : 256;
+		cur->f32_to_f16(h, x + i, k);
+		cur->dequant[KT_F16](h, x + i, k);
+	}
+}

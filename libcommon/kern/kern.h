@@ -15,12 +15,16 @@
  * Matrix products: activations are quantized once per matmul into the
  * format paired with the weight type (kern_act_bytes / kern_quant_act) and
  * reused for every row:
- *   q4_0 q4_1 q5_0 q5_1 q8_0   32-element int8 blocks with an f32 scale and
- *                              the block's integer sum (and both spread over
- *                              8 lanes for the SIMD kernels)
- *   q2_k ... q6_k              256-element int8 blocks (q8_K) with an f32
- *                              scale and int16 sums of each 16 elements
- *   f32 f16                    f32 (a copy)
+ *   q4_0 q4_1 q5_0 q5_1 q8_0   32-element int8 blocks, scale half(amax/127)
+ *                              kept as f32, and the block's integer sum
+ *                              (q4_1/q5_1: half(amax/127 * sum) as f32),
+ *                              both also spread over 8 lanes for the SIMD
+ *                              kernels: llama.cpp's q8_0/q8_1
+ *   q2_k ... q6_k              256-element int8 blocks with the f32 scale
+ *                              1/(127/amax) and int16 sums of each 16
+ *                              elements: llama.cpp's q8_K
+ *   f32                        f32 (a copy)
+ *   f16                        f32 values rounded to f16 (as llama.cpp)
  *   bf16                       bf16 (round to nearest even)
  * The layout of an activation buffer is internal (see kern_blocks.h); a
  * buffer is kern_act_bytes() long, a multiple of 64 bytes. Kernels never
@@ -127,5 +131,8 @@ void kern_attn_axpy(int kv_f16, const void *V, size_t stride, const float *p,
 		    int64_t hd, int64_t npos, float *out);
 /* IEEE half, round to nearest even (for writing an f16 KV cache). */
 void kern_f32_to_f16(uint16_t *dst, const float *src, int64_t n);
+/* x[i] = the f32 value of x[i] rounded to an IEEE half (nearest even):
+ * what a float meets an f16 operand as in llama.cpp's f16 products. */
+void kern_round_f16(float *x, int64_t n);
 
 #endif

@@ -763,9 +763,8 @@ static void attn_axpy_avx2(int kv_f16, const void *V, size_t stride,
  * operations; cvtps2dq rounds to nearest even as the reference's rne).
  * --------------------------------------------------------------------- */
 
-/* qs[0..32k) = rne(x / d) for one group of 32 k floats; returns d and the
- * sum of the quants in *sum. */
-AI float quant_group8(const float *x, int8_t *qs, int k, int32_t *sum)
+/* the largest magnitude of 32 k floats */
+AI float amax8(const float *x, int k)
 {
 	const __m256 sign = _mm256_set1_ps(-0.0f);
 	__m256 mx = _mm256_setzero_ps();
@@ -774,8 +773,14 @@ AI float quant_group8(const float *x, int8_t *qs, int k, int32_t *sum)
 	__m128 m4 = _mm_max_ps(_mm256_castps256_ps128(mx), _mm256_extractf128_ps(mx, 1));
 	m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
 	m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));
-	float d = _mm_cvtss_f32(m4) / 127.0f;
-	__m256 id = _mm256_set1_ps(d > 0.0f ? 1.0f / d : 0.0f);
+	return _mm_cvtss_f32(m4);
+}
+
+/* qs[0..32k) = rne(x * scale) for one group of 32 k floats; the sum of
+ * the quants in *sum. */
+AI void quant_group8(const float *x, int8_t *qs, int k, float scale, int32_t *sum)
+{
+	__m256 id = _mm256_set1_ps(scale);
 	const __m256i lo = _mm256_set1_epi32(-127), hi = _mm256_set1_epi32(127);
 	__m256i s = _mm256_setzero_si256();
 	for (int j = 0; j < 32 * k; j += 32) {
@@ -796,7 +801,6 @@ AI float quant_group8(const float *x, int8_t *qs, int k, int32_t *sum)
 	s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0x4e));
 	s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0xb1));
 	*sum = _mm_cvtsi128_si32(s4);
-	return d;
 }
 
 /* kind as the reference's qa_a32: 8, 16, 128 offsets, -1 with mins */
@@ -811,11 +815,17 @@ AI void qa_a32(const float *x, void *act, int64_t n, int kind)
 	memset(a + a32_aux_off(nb) + 32 * nb, 0, a32_bytes(n) - a32_aux_off(nb) - (size_t)(32 * nb));
 	for (int64_t i = 0; i < nb; i++) {
 		int32_t s;
-		float d = quant_group8(x + QK * i, qs + QK * i, 1, &s);
-		memcpy(a + 4 * i, &d, 4);
-		memcpy(a + 4 * nb + 4 * i, &s, 4);
-		_mm256_storeu_ps(dl + 8 * i, _mm256_set1_ps(d));
-		__m256 aux = kind < 0 ? _mm256_set1_ps(d * (float)s * 0.125f) :
+		float amax = amax8(x + QK * i, 1), d = amax / 127.0f;
+		quant_group8(x + QK * i, qs + QK * i, 1,
+			     amax != 0.0f ? 127.0f / amax : 0.0f, &s);
+		float dh = kb_h2f(kb_f2h(d)), sh = kb_h2f(kb_f2h(d * (float)s));
+		memcpy(a + 4 * i, &dh, 4);
+		if (kind < 0)
+			memcpy(a + 4 * nb + 4 * i, &sh, 4);
+		else
+			memcpy(a + 4 * nb + 4 * i, &s, 4);
+		_mm256_storeu_ps(dl + 8 * i, _mm256_set1_ps(dh));
+		__m256 aux = kind < 0 ? _mm256_set1_ps(sh * 0.125f) :
 					_mm256_castsi256_ps(_mm256_set1_epi32(-s * kind / 8));
 		_mm256_storeu_ps(ax + 8 * i, aux);
 	}
@@ -834,7 +844,10 @@ static void qa_ak(const float *x, void *act, int64_t n)
 	memset(a + 36 * nb, 0, ak_qs_off(nb) - (size_t)(36 * nb));
 	for (int64_t i = 0; i < nb; i++) {
 		int32_t s;
-		float d = quant_group8(x + QKK * i, qs + QKK * i, 8, &s);
+		float amax = amax8(x + QKK * i, 8);
+		float iscale = amax != 0.0f ? 127.0f / amax : 0.0f;
+		quant_group8(x + QKK * i, qs + QKK * i, 8, iscale, &s);
+		float d = amax != 0.0f ? 1.0f / iscale : 0.0f;
 		memcpy(a + 4 * i, &d, 4);
 		for (int g = 0; g < 16; g += 2) { /* sums of 16 bytes, made unsigned */
 			__m128i v0 = _mm_xor_si128(ld128(qs + QKK * i + 16 * g), _mm_set1_epi8((char)0x80));

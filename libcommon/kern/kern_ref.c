@@ -216,26 +216,37 @@ static inline int kb_rne(float v)
 	return (int)((v + 12582912.0f) - 12582912.0f);
 }
 
-/* Quantize 32*k floats with one scale: qs = rne(x / d), d = amax / 127.
- * Returns d. */
-static float quant_group(const float *x, int8_t *qs, int len)
+/* The activation quantizers mirror llama.cpp's x86 CPU backend operation
+ * by operation, so that the integer products are the ones llama.cpp forms
+ * and only the order of float sums differs:
+ *   32-element groups (its q8_0 / q8_1): id = 127 / amax,
+ *     qs = rne(x * id), the scale stored as a half (d = half(amax / 127));
+ *     for weights with a min (q8_1) also s = half(amax / 127 * sum(qs))
+ *   256-element groups (its q8_K): iscale = 127 / amax,
+ *     qs = rne(x * iscale), d = 1 / iscale in f32 (llama.cpp negates both
+ *     iscale and d when the largest magnitude is positive: same products)
+ * An all-zero group has d = 0 and zero quants. */
+static float amax_of(const float *x, int len)
 {
 	float amax = 0.0f;
 	for (int j = 0; j < len; j++) {
 		float a = fabsf(x[j]);
 		amax = a > amax ? a : amax;
 	}
-	float d = amax / 127.0f;
-	float id = d > 0.0f ? 1.0f / d : 0.0f;
+	return amax;
+}
+
+static void quant_scaled(const float *x, int8_t *qs, int len, float id)
+{
 	for (int j = 0; j < len; j++) {
 		int q = kb_rne(x[j] * id);
 		qs[j] = (int8_t)(q > 127 ? 127 : q < -127 ? -127 : q);
 	}
-	return d;
 }
 
 /* kind: 0, 8, 16 or 128: the weights' offset (aux = -s*kind/8, int);
- * -1: weights with a min (aux = d*s/8, float) */
+ * -1: weights with a min (the s slot holds the f32 half(d*sum), aux its
+ * eighth) */
 static void qa_a32(const float *x, void *act, int64_t n, int kind)
 {
 	int64_t nb = n / QK;
@@ -243,16 +254,24 @@ static void qa_a32(const float *x, void *act, int64_t n, int kind)
 	int8_t *qs = (int8_t *)(a + a32_qs_off(nb));
 	memset(a, 0, a32_bytes(n));
 	for (int64_t i = 0; i < nb; i++) {
-		float d = quant_group(x + QK * i, qs + QK * i, QK);
+		float amax = amax_of(x + QK * i, QK);
+		float d = amax / 127.0f;
+		quant_scaled(x + QK * i, qs + QK * i, QK,
+			     amax != 0.0f ? 127.0f / amax : 0.0f);
 		int32_t s = 0;
 		for (int j = 0; j < QK; j++)
 			s += qs[QK * i + j];
-		memcpy(a + 4 * i, &d, 4);
-		memcpy(a + 4 * nb + 4 * i, &s, 4);
+		float dh = kb_h2f(kb_f2h(d));
+		float sh = kb_h2f(kb_f2h(d * (float)s));
+		memcpy(a + 4 * i, &dh, 4);
+		if (kind < 0)
+			memcpy(a + 4 * nb + 4 * i, &sh, 4);
+		else
+			memcpy(a + 4 * nb + 4 * i, &s, 4);
 		int32_t ai = -s * kind / 8;
-		float af = d * (float)s * 0.125f;
+		float af = sh * 0.125f;
 		for (int l = 0; l < 8; l++) {
-			memcpy(a + a32_dl_off(nb) + 32 * i + 4 * l, &d, 4);
+			memcpy(a + a32_dl_off(nb) + 32 * i + 4 * l, &dh, 4);
 			memcpy(a + a32_aux_off(nb) + 32 * i + 4 * l,
 			       kind < 0 ? (const void *)&af : (const void *)&ai, 4);
 		}
@@ -270,7 +289,14 @@ static void qa_ak(const float *x, void *act, int64_t n)
 	uint8_t *a = act;
 	int8_t *qs = (int8_t *)(a + ak_qs_off(nb));
 	for (int64_t i = 0; i < nb; i++) {
-		float d = quant_group(x + QKK * i, qs + QKK * i, QKK);
+		float amax = amax_of(x + QKK * i, QKK), d = 0.0f;
+		if (amax != 0.0f) {
+			float iscale = 127.0f / amax;
+			quant_scaled(x + QKK * i, qs + QKK * i, QKK, iscale);
+			d = 1.0f / iscale;
+		} else {
+			memset(qs + QKK * i, 0, QKK);
+		}
 		memcpy(a + 4 * i, &d, 4);
 		for (int g = 0; g < 16; g++) {
 			int16_t s = 0;
@@ -285,6 +311,16 @@ static void qa_ak(const float *x, void *act, int64_t n)
 static void qa_f32(const float *x, void *act, int64_t n)
 {
 	memcpy(act, x, (size_t)n * 4);
+	memset((char *)act + 4 * n, 0, kb_align64((size_t)n * 4) - (size_t)n * 4);
+}
+
+/* f16 weights meet their activations as f16 values (llama.cpp's f16
+ * products convert the f32 operand to f16); kept in f32 */
+static void qa_f16(const float *x, void *act, int64_t n)
+{
+	float *a = act;
+	for (int64_t i = 0; i < n; i++)
+		a[i] = kb_h2f(kb_f2h(x[i]));
 	memset((char *)act + 4 * n, 0, kb_align64((size_t)n * 4) - (size_t)n * 4);
 }
 
@@ -363,9 +399,9 @@ SPECIALIZE float dot_a32(int type, int bb, int64_t n, const uint8_t *w,
 		unpack(type, w, q);
 		float da = kb_bits_f32(kb_ld32(act + 4 * i));
 		sum += kb_h2f(kb_ld16(w)) * da * (float)idot(q, aq, QK);
-		if (hasm)
-			sum += kb_h2f(kb_ld16(w + 2)) * da *
-			       (float)(int32_t)kb_ld32(act + 4 * nb + 4 * i);
+		if (hasm) /* the min times half(d_a * sum of the quants) */
+			sum += kb_h2f(kb_ld16(w + 2)) *
+			       kb_bits_f32(kb_ld32(act + 4 * nb + 4 * i));
 	}
 	return sum;
 }
@@ -582,7 +618,7 @@ static void f32_to_f16_ref(uint16_t *dst, const float *src, int64_t n)
 const kern_ops kern_ref_ops = {
 	.name = "ref",
 	ENTRY(KT_F32, f32, f32),
-	ENTRY(KT_F16, f16, f32),
+	ENTRY(KT_F16, f16, f16),
 	ENTRY(KT_BF16, bf16, bf16),
 	ENTRY(KT_Q4_0, q4_0, q4_0),
 	ENTRY(KT_Q4_1, q4_1, min),
