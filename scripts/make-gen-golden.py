@@ -10,6 +10,13 @@ For every model:
   logits   at a few positions (first, across the sliding window, middle,
            last): the full vocabulary for the tiny models; for the real
            ones the top 20 (ids and values) and the largest |logit|;
+  spread   for the real models, how far llama.cpp is from itself: the same
+           text evaluated one token per batch (n_batch 1, its decoding
+           path, other kernels and summation orders than the batched
+           prompt path): "argmax_decode" its argmax there, "spread" the
+           largest difference of the two logit sets on the top 20 ids of
+           every position and on the largest |logit| (the measure the test
+           applies to slm), "spread_full" over whole rows
   greedy   32-token greedy continuations of prompts, by eval + argmax (not
            create_completion, whose default repeat_penalty is 1.1), ending
            early at an end-of-generation token (included, as slm-gen writes
@@ -105,10 +112,21 @@ def load_tiny_module():
 # llama.cpp
 # ---------------------------------------------------------------------------
 
-def open_llama(path, n_ctx):
+def open_llama(path, n_ctx, n_batch=512):
     from llama_cpp import Llama
     return Llama(model_path=path, n_ctx=n_ctx, logits_all=True, n_threads=2,
-                 n_batch=512, verbose=False)
+                 n_batch=n_batch, n_ubatch=n_batch, verbose=False)
+
+
+def top_spread(a, b):
+    """largest |a - b| over the top N_TOP ids of a at every position and
+    over the largest |logit| of each position"""
+    worst = 0.0
+    for p in range(a.shape[0]):
+        ids = np.argsort(-a[p], kind="stable")[:N_TOP]
+        worst = max(worst, float(np.abs(a[p][ids] - b[p][ids]).max()),
+                    abs(float(np.abs(a[p]).max() - np.abs(b[p]).max())))
+    return worst
 
 
 def is_eog(llm, tok):
@@ -373,6 +391,15 @@ def real_golden(name, path):
         "top": top,
         "greedy": [],
     }
+    one = open_llama(path, 512, n_batch=1)
+    sc1 = teacher_forced(one, toks)
+    one.close()
+    g["argmax_decode"] = [int(a) for a in sc1.argmax(axis=1)]
+    g["spread"] = r6(top_spread(sc, sc1))
+    g["spread_full"] = r6(float(np.abs(sc - sc1).max()))
+    flips = [p for p in range(len(toks)) if g["argmax_decode"][p] != g["argmax"][p]]
+    sys.stderr.write("%s: llama.cpp one token per batch vs batched: spread %.4g (full rows "
+                     "%.4g), argmax differs at %s\n" % (name, g["spread"], g["spread_full"], flips))
     decisive = 0
     for text in DECISIVE_PROMPTS + NATURAL_PROMPTS:
         natural = text in NATURAL_PROMPTS

@@ -24,27 +24,32 @@
 #    (f16 KV cache, both sides; its f16 copies of Q and of the attention
 #    weights for the f16 K/V products, its f16 table of GELU, f16
 #    activations for f16 weights) and f32 summation order. Bound: 0.1.
-#  real models (Q4_1, Q4_K/Q5_0/Q6_K/Q8_0): |slm - llama.cpp| up to 1.84 on
-#    a full-vocabulary row (median of rows 0.6-1.0, logits up to 36), 1.04
-#    on the top 20 ids, while the best-minus-second-best difference moved
-#    by up to 0.61. This is not an slm error: activations are quantized to
-#    8 bits before every product (q8_0/q8_1/q8_K blocks), and any change in
-#    rounding upstream (summation order, f16 vs f32 block scales, f16
-#    attention) flips some of those roundings, each flip an error of a
-#    quantization step that the 30 layers carry on. llama.cpp itself is as
-#    far from a float64 forward pass (max 1.09, median 0.61), and slm's own
-#    ref, avx2 and avx512 kernels differ from each other by as much (max
-#    1.25). Bound on the top-20 logits and on the largest |logit|: 2.0.
+#  real models (Q4_1, Q4_K/Q5_0/Q6_K/Q8_0): slm quantizes activations
+#    exactly as llama.cpp's x86 CPU backend does (q8_0/q8_1/q8_K scales and
+#    roundings; the integer block products are the same, checked on
+#    llama.cpp's own intermediate tensors), rounds Q and the attention
+#    weights to f16 for the f16 KV cache as llama.cpp does, and squares
+#    in float summed in double for RMS norms. What remains are float
+#    summation orders and llama.cpp's own exp/SiLU approximations; each
+#    moves some 8-bit activation roundings by a step, and 30 layers carry
+#    the steps on. llama.cpp is no closer to itself: the goldens hold its
+#    logits of the same text evaluated one token per batch (its decoding
+#    path, other kernels) and "spread", the largest difference between
+#    its two paths on the measure applied here (top 20 ids at every
+#    position, largest |logit|): 0.657 on SmolLM2, 0.905 on Gemma 3; its
+#    argmax differs between its own two paths at 3 and 1 positions. slm
+#    (2026-11-24, avx512): 0.361 and 0.643. Bound: llama.cpp's spread.
 #
 # Near-ties: where llama.cpp's best logit leads the second by less than TIE
-# (tiny 0.1: three times the largest logit difference; real 1.0: 1.6 times
-# the largest change of that lead seen above) the argmax may differ; there slm's argmax must
-# still be one of llama.cpp's ids within TIE of its best. Greedy
-# continuations are compared exactly up to the first such step (a
-# divergence there must pick a near-tie id, after it nothing is compared);
-# the real goldens hold at least 4 "decisive" prompts with no such step,
-# compared over all 32 tokens (and the end-of-generation token, which
-# slm-gen writes too before its end record).
+# (tiny 0.1: three times the largest logit difference; real: llama.cpp's
+# own spread, as above: below it llama.cpp's own paths may disagree) the
+# argmax may differ; there slm's argmax must still be one of llama.cpp's
+# ids within TIE of its best. At every other position the argmax must be
+# llama.cpp's. Greedy continuations are compared exactly up to the first
+# such step (a divergence there must pick a near-tie id, after it nothing
+# is compared); the real goldens hold at least 4 "decisive" prompts with
+# no such step, compared over all 32 tokens (and the end-of-generation
+# token, which slm-gen writes too before its end record).
 #
 # Environment (from make check): top_srcdir, top_builddir, PATH with the
 # tools. SLM_GEN_MODELS: the goldens to run (default: all, e.g.
@@ -72,7 +77,7 @@ trap 'rm -rf "$tmp"' EXIT
 trap 'exit 1' INT TERM HUP
 
 TIE_TINY=0.1 BOUND_TINY=0.1
-TIE_REAL=1.0 BOUND_REAL=2.0
+TIE_REAL=spread BOUND_REAL=spread  # the golden's "spread"
 
 n=0 failed=0 ran=0
 pass() { n=$((n + 1)); echo "ok $n - $1"; }
@@ -131,9 +136,13 @@ def cmd_positions(g):
     G = load(g)
     print(",".join(sorted(G.get("logits", G.get("top", {})).keys(), key=int)))
 
+def margin(G, v):
+    """a number, or "spread": llama.cpp's own spread stored in the golden"""
+    return float(G["spread"]) if v == "spread" else float(v)
+
 def cmd_logits(g, out, tie, bound):
     G, O = load(g), load(out)
-    tie, bound = float(tie), float(bound)
+    tie, bound = margin(G, tie), margin(G, bound)
     bad = []
     am, ga, near = G["argmax"], G["gap"], G.get("near", {})
     if len(O["argmax"]) != len(am):
@@ -173,6 +182,10 @@ def cmd_logits(g, out, tie, bound):
     print("%d positions: argmax equal at %d, near-ties accepted at %d%s; largest logit difference %.4g (bound %g)"
           % (len(am), len(am) - len(ties) - nbad, len(ties),
              (": " + ", ".join(ties)) if ties else "", worst, bound))
+    if "argmax_decode" in G:
+        own = [p for p, (a, b) in enumerate(zip(G["argmax_decode"], am)) if a != b]
+        print("llama.cpp one token per batch vs its batched pass: argmax differs at %s, spread %g"
+              % (own or "no position", G["spread"]))
     for b in bad:
         print(b)
     return 1 if bad else 0
@@ -195,7 +208,7 @@ def compare_greedy(mine, ref, gap, near, tie):
 def cmd_greedy(g, out, tie, need_decisive):
     G = load(g)
     toks, ends, errs = toks_by_id(out)
-    tie = float(tie)
+    tie = margin(G, tie)
     fails, full = 0, 0
     for e in errs:
         print("error record: %s" % json.dumps(e))

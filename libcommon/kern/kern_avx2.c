@@ -583,16 +583,20 @@ AI __m256i tailmask8(int64_t left)
 static void rmsnorm_avx2(float *y, const float *x, const float *w, int64_t n,
 			 float eps)
 {
-	__m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
+	/* squares in float, summed in double (as the reference) */
+	__m256d s0 = _mm256_setzero_pd(), s1 = _mm256_setzero_pd();
 	int64_t i = 0;
-	for (; i + 16 <= n; i += 16) {
-		__m256 a = _mm256_loadu_ps(x + i), b = _mm256_loadu_ps(x + i + 8);
-		s0 = _mm256_fmadd_ps(a, a, s0);
-		s1 = _mm256_fmadd_ps(b, b, s1);
+	for (; i + 8 <= n; i += 8) {
+		__m256 a = _mm256_loadu_ps(x + i);
+		__m256 q = _mm256_mul_ps(a, a);
+		s0 = _mm256_add_pd(s0, _mm256_cvtps_pd(_mm256_castps256_ps128(q)));
+		s1 = _mm256_add_pd(s1, _mm256_cvtps_pd(_mm256_extractf128_ps(q, 1)));
 	}
-	double ss = hsum8(_mm256_add_ps(s0, s1));
+	double t[4];
+	_mm256_storeu_pd(t, _mm256_add_pd(s0, s1));
+	double ss = (t[0] + t[2]) + (t[1] + t[3]);
 	for (; i < n; i++)
-		ss += (double)x[i] * x[i];
+		ss += (double)(x[i] * x[i]);
 	float scale = 1.0f / sqrtf((float)(ss / (double)n) + eps);
 	__m256 vs = _mm256_set1_ps(scale);
 	for (i = 0; i + 8 <= n; i += 8) {

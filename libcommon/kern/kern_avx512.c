@@ -507,18 +507,17 @@ AI __m512 exp16(__m512 x)
 static void rmsnorm_avx512(float *y, const float *x, const float *w, int64_t n,
 			   float eps)
 {
-	__m512 s0 = _mm512_setzero_ps(), s1 = _mm512_setzero_ps();
+	/* squares in float, summed in double (as the reference) */
+	__m512d s0 = _mm512_setzero_pd(), s1 = _mm512_setzero_pd();
 	int64_t i = 0;
-	for (; i + 32 <= n; i += 32) {
-		__m512 a = _mm512_loadu_ps(x + i), b = _mm512_loadu_ps(x + i + 16);
-		s0 = _mm512_fmadd_ps(a, a, s0);
-		s1 = _mm512_fmadd_ps(b, b, s1);
-	}
 	for (; i < n; i += 16) {
 		__m512 a = _mm512_maskz_loadu_ps(tail16(n - i), x + i);
-		s0 = _mm512_fmadd_ps(a, a, s0);
+		__m512 q = _mm512_mul_ps(a, a);
+		s0 = _mm512_add_pd(s0, _mm512_cvtps_pd(_mm512_castps512_ps256(q)));
+		s1 = _mm512_add_pd(s1, _mm512_cvtps_pd(_mm256_castpd_ps(
+			_mm512_extractf64x4_pd(_mm512_castps_pd(q), 1))));
 	}
-	double ss = _mm512_reduce_add_ps(_mm512_add_ps(s0, s1));
+	double ss = _mm512_reduce_add_pd(_mm512_add_pd(s0, s1));
 	float scale = 1.0f / sqrtf((float)(ss / (double)n) + eps);
 	__m512 vs = _mm512_set1_ps(scale);
 	for (i = 0; i < n; i += 16) {

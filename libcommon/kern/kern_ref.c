@@ -517,9 +517,11 @@ MM_REF(q6_k)
 static void rmsnorm_ref(float *y, const float *x, const float *w, int64_t n,
 			float eps)
 {
+	/* squares in float, summed in double, as llama.cpp: any order of the
+	 * double sum gives the same float mean but in rare ties */
 	double ss = 0.0;
 	for (int64_t i = 0; i < n; i++)
-		ss += (double)x[i] * x[i];
+		ss += (double)(x[i] * x[i]);
 	float scale = 1.0f / sqrtf((float)(ss / (double)n) + eps);
 	for (int64_t i = 0; i < n; i++)
 		y[i] = w ? x[i] * scale * w[i] : x[i] * scale;
