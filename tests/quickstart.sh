@@ -8,9 +8,10 @@
 #    default and answers in English on standard output, with nothing on
 #    standard error;
 #  - a second run only answers: no fetch, no conversion (the bundle in the
-#    store is untouched), quiet standard error, in a few seconds.
-# It builds slm from scratch (autoreconf, configure, make at -O3): about a
-# minute on two cores, so it runs on demand:
+#    store is untouched), quiet standard error, within 60 s (the answer's
+#    own time: a few seconds, more on a busy machine).
+# It builds slm from scratch (autoreconf, configure, make at -O3): one to
+# two minutes on two cores, so it runs on demand:
 #   make check TESTS=tests/quickstart.sh
 #
 # Environment (from make check): top_srcdir. SLM_CACHE (default
@@ -111,7 +112,7 @@ else
 	show "$tmp/second.out" "$tmp/second.err"
 fi
 secs=$(($(date +%s) - start))
-if [ "$secs" -le 20 ]; then pass "second run is fast ($secs s)"; else fail "second run is fast ($secs s)"; fi
+if [ "$secs" -le 60 ]; then pass "second run is fast ($secs s)"; else fail "second run is fast ($secs s)"; fi
 if [ -s "$tmp/second.err" ]; then fail "second run: standard error empty"; show "$tmp/second.err"; else pass "second run: standard error empty"; fi
 if grep -q -e '^quickstart: fetching' -e '^quickstart: converting' -e '^quickstart: configuring' "$tmp/second.out" ||
    [ "$(ls -l --time-style=+%s "$store/SmolLM2-135M-Instruct.slm")" != "$before" ]; then
