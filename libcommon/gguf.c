@@ -327,6 +327,9 @@ static int skip_array(rd *r, int depth, uint32_t *et, uint64_t *n, size_t *first
 
 static int skip_value(rd *r, uint32_t t, int depth)
 {
+	/* callers checked t (check_vtype); said again for the optimizer */
+	if (t >= GGUF_T_COUNT)
+		return rd_fail(r, r->pos, "value type %u unknown", t);
 	if (scalar_size[t]) {
 		if (rd_need(r, scalar_size[t], value_type_names[t]))
 			return -1;
