@@ -235,11 +235,184 @@ AI void mm32_tile(const int T, const int R, const int C, int64_t nb,
 
 #define TILE32(T, R, C, n, w, rb, a, as, y, ldy) \
 	mm32_tile(T, R, C, (n) / QK, w, rb, a, as, y, ldy)
-MM_DRIVER_R(mm_q4_0, TILE32, KT_Q4_0, 2)
-MM_DRIVER_R(mm_q4_1, TILE32, KT_Q4_1, 2)
 MM_DRIVER_R(mm_q5_0, TILE32, KT_Q5_0, 2)
 MM_DRIVER_R(mm_q5_1, TILE32, KT_Q5_1, 2)
-MM_DRIVER(mm_q8_0, TILE32, KT_Q8_0)
+
+/* ---------------------------------------------------------------------
+ * q4_0, q4_1, q8_0: 16 rows per vector. Lane r of every vector belongs to
+ * row r of a tile of 16 rows: 16 bytes of quants per row are loaded into
+ * the 128-bit lanes of 4 vectors and transposed (4 x 4 dwords per 128-bit
+ * lane), so that a vector holds the same 4 quants of 16 rows and vpdpbusd
+ * multiplies it with 4 activation bytes broadcast from memory: a block's
+ * integer dot comes out whole in each row's lane, no horizontal sums. The
+ * block scales go through a small table (scalar loads and stores, off the
+ * vector pipes). The weights of a tile are decoded once per block for up to
+ * MT_C activations.
+ *
+ * Float order, the same for every tile shape (batch and split invariance):
+ * for each row and activation, acc = fma(float(dot_i), d_i * d_a,i, acc)
+ * over the blocks i in order, and for q4_1 a second chain accm = fma(m_i,
+ * s_a,i, accm); the result is acc (+ accm).
+ * --------------------------------------------------------------------- */
+
+#define MT_ROWS 16
+
+/* T[k] lane r = dword k of row r's 16 bytes */
+AI void mt_tr(const __m512i Z[4], __m512i T[4])
+{
+	__m512i t0 = _mm512_unpacklo_epi32(Z[0], Z[1]);
+	__m512i t1 = _mm512_unpackhi_epi32(Z[0], Z[1]);
+	__m512i t2 = _mm512_unpacklo_epi32(Z[2], Z[3]);
+	__m512i t3 = _mm512_unpackhi_epi32(Z[2], Z[3]);
+	T[0] = _mm512_unpacklo_epi64(t0, t2);
+	T[1] = _mm512_unpackhi_epi64(t0, t2);
+	T[2] = _mm512_unpacklo_epi64(t1, t3);
+	T[3] = _mm512_unpackhi_epi64(t1, t3);
+}
+
+AI __m512i bc32(const uint8_t *p)
+{
+	return _mm512_set1_epi32((int)kb_ld32(p));
+}
+
+/* the 4-byte scale words (f16 d, and m above it for q4_1) of block i of
+ * 16 rows into a table slot (scalar loads and stores: the vector pipes,
+ * the bottleneck, are busy with the shuffles) */
+AI void mt_scales(const uint8_t *const *rp, size_t off, uint32_t *slot)
+{
+#pragma GCC unroll 16
+	for (int r = 0; r < MT_ROWS; r++) {
+		/* a plain store: not assembled in a vector by vpinsrd */
+		uint32_t v = kb_ld32(rp[r] + off);
+		__asm__("movl %1, %0" : "=m"(slot[r]) : "r"(v));
+	}
+}
+
+/* lane L of Z[j] = 16 bytes at rp[4L + j] + off */
+AI void mt_loadp(const uint8_t *const *rp, size_t off, __m512i Z[4])
+{
+#pragma GCC unroll 4
+	for (int j = 0; j < 4; j++) {
+		__m512i z = _mm512_castsi128_si512(ld128(rp[j] + off));
+		z = _mm512_mask_broadcast_i32x4(z, 0x00f0, ld128(rp[4 + j] + off));
+		z = _mm512_mask_broadcast_i32x4(z, 0x0f00, ld128(rp[8 + j] + off));
+		Z[j] = _mm512_mask_broadcast_i32x4(z, 0xf000, ld128(rp[12 + j] + off));
+	}
+}
+
+/* rows [0, nr) (nr <= 16) x activations [0, C): a tile; rows past nr
+ * repeat the last one (their results are not stored) */
+AI void mt_tile(const int T, const int C, int64_t nb, const uint8_t *W,
+		size_t rb, int nr, const uint8_t *A, size_t as, float *y,
+		int64_t ldy, const uint8_t *pf, size_t pfstep)
+{
+	const int bb = bbytes32(T), hasm = T == KT_Q4_1;
+	const int qo = T == KT_Q4_1 ? 4 : 2;
+	const size_t aqo = a32_qs_off(nb), axo = a32_aux_off(nb);
+	const __m512i m4 = _mm512_set1_epi8(0x0f);
+	/* rows past nr: the last row again (loads stay inside the matrix) */
+	const uint8_t *rp[MT_ROWS];
+	for (int r = 0; r < MT_ROWS; r++)
+		rp[r] = W + (r < nr ? r : nr - 1) * rb;
+	uint32_t dt[2][MT_ROWS];
+	__m512 acc[8], accm[8];
+#pragma GCC unroll 8
+	for (int c = 0; c < C; c++)
+		acc[c] = accm[c] = _mm512_setzero_ps();
+	mt_scales(rp, 0, dt[0]);
+	for (int64_t i = 0; i < nb; i++) {
+		if (i + 1 < nb)
+			mt_scales(rp, (size_t)(i + 1) * bb, dt[(i + 1) & 1]);
+		if (pf)
+			for (size_t o = 0; o < MT_ROWS * (size_t)bb; o += 64)
+				_mm_prefetch((const char *)pf + i * pfstep + o, _MM_HINT_T0);
+		__m512i Z[4], Q[8], Tq[4];
+		mt_loadp(rp, (size_t)i * bb + qo, Z);
+		mt_tr(Z, Tq);
+		if (T == KT_Q8_0) {
+			const __m512i x80 = _mm512_set1_epi8((char)0x80);
+#pragma GCC unroll 4
+			for (int k = 0; k < 4; k++)
+				Q[k] = _mm512_xor_si512(Tq[k], x80);
+			mt_loadp(rp, (size_t)i * bb + qo + 16, Z);
+			mt_tr(Z, Tq);
+#pragma GCC unroll 4
+			for (int k = 0; k < 4; k++)
+				Q[4 + k] = _mm512_xor_si512(Tq[k], x80);
+		} else {
+#pragma GCC unroll 4
+			for (int k = 0; k < 4; k++) {
+				Q[k] = _mm512_and_si512(Tq[k], m4);
+				Q[4 + k] = _mm512_and_si512(_mm512_srli_epi16(Tq[k], 4), m4);
+			}
+		}
+		__m512i sv = _mm512_loadu_si512(dt[i & 1]);
+		__m512 dw = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(sv)), mw = dw;
+		if (hasm)
+			mw = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(sv, 16)));
+#pragma GCC unroll 8
+		for (int c = 0; c < C; c++) {
+			const uint8_t *ac = A + c * as;
+			const uint8_t *aq = ac + aqo + 32 * i;
+			__m512i s0 = hasm ? _mm512_setzero_si512() :
+					    _mm512_slli_epi32(bc32(ac + axo + 32 * i), 3);
+			__m512i s1 = _mm512_setzero_si512();
+#pragma GCC unroll 4
+			for (int k = 0; k < 4; k++) {
+				s0 = _mm512_dpbusd_epi32(s0, Q[k], bc32(aq + 4 * k));
+				s1 = _mm512_dpbusd_epi32(s1, Q[4 + k], bc32(aq + 16 + 4 * k));
+			}
+			__m512i s = _mm512_add_epi32(s0, s1);
+			__m512 da = _mm512_set1_ps(kb_bits_f32(kb_ld32(ac + 4 * i)));
+			acc[c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_mul_ps(dw, da), acc[c]);
+			if (hasm)
+				accm[c] = _mm512_fmadd_ps(mw,
+					_mm512_set1_ps(kb_bits_f32(kb_ld32(ac + 4 * nb + 4 * i))), accm[c]);
+		}
+	}
+	const __mmask16 km = (__mmask16)((1u << nr) - 1);
+#pragma GCC unroll 8
+	for (int c = 0; c < C; c++) {
+		__m512 v = hasm ? _mm512_add_ps(acc[c], accm[c]) : acc[c];
+		_mm512_mask_storeu_ps(y + c * ldy, km, v);
+	}
+}
+
+/* One function per activation count: rows in tiles of 16 (the last one
+ * partial); a matvec prefetches the next tile's rows. */
+#define MT_FN(NAME, T, C) \
+	static __attribute__((noinline)) void NAME##_c##C( \
+		int64_t nb, const uint8_t *w, size_t rb, int64_t nr, \
+		const uint8_t *a, size_t as, float *y, int64_t ldy) \
+	{ \
+		for (int64_t r = 0; r < nr; r += MT_ROWS) { \
+			int k = nr - r < MT_ROWS ? (int)(nr - r) : MT_ROWS; \
+			const uint8_t *pf = C == 1 && r + 2 * MT_ROWS <= nr ? \
+				w + (r + MT_ROWS) * rb : NULL; \
+			mt_tile(T, C, nb, w + r * rb, rb, k, a, as, y + r, ldy, \
+				pf, (size_t)MT_ROWS * rb / (size_t)nb); \
+		} \
+	}
+#define MT_DRIVER(NAME, T) \
+	MT_FN(NAME, T, 1) MT_FN(NAME, T, 2) MT_FN(NAME, T, 3) MT_FN(NAME, T, 4) \
+	MT_FN(NAME, T, 5) MT_FN(NAME, T, 6) MT_FN(NAME, T, 7) MT_FN(NAME, T, 8) \
+	static void NAME(int64_t n, const void *W, size_t rb, int64_t nr, \
+			 const void *acts, size_t as, int B, float *y, \
+			 int64_t ldy) \
+	{ \
+		typedef void (*fn)(int64_t, const uint8_t *, size_t, int64_t, \
+				   const uint8_t *, size_t, float *, int64_t); \
+		static const fn tab[8] = { NAME##_c1, NAME##_c2, NAME##_c3, \
+			NAME##_c4, NAME##_c5, NAME##_c6, NAME##_c7, NAME##_c8 }; \
+		const uint8_t *a = acts; \
+		for (int b = 0; b < B; b += 8) { \
+			int c = B - b < 8 ? B - b : 8; \
+			tab[c - 1](n / QK, W, rb, nr, a + b * as, as, y + b * ldy, ldy); \
+		} \
+	}
+MT_DRIVER(mt_q4_0, KT_Q4_0)
+MT_DRIVER(mt_q4_1, KT_Q4_1)
+MT_DRIVER(mt_q8_0, KT_Q8_0)
 
 /* ---------------------------------------------------------------------
  * k-quants: vpmaddubsw, then vpdpwssd with the sub-block scales
@@ -734,11 +907,11 @@ void kern_avx512_fill(kern_ops *o, int has_bf16)
 	o->matmul[KT_F32] = mm_f32;
 	o->matmul[KT_F16] = mm_f16;
 	o->matmul[KT_BF16] = has_bf16 ? mm_bf16_dp : mm_bf16;
-	o->matmul[KT_Q4_0] = mm_q4_0;
-	o->matmul[KT_Q4_1] = mm_q4_1;
+	o->matmul[KT_Q4_0] = mt_q4_0;
+	o->matmul[KT_Q4_1] = mt_q4_1;
 	o->matmul[KT_Q5_0] = mm_q5_0;
 	o->matmul[KT_Q5_1] = mm_q5_1;
-	o->matmul[KT_Q8_0] = mm_q8_0;
+	o->matmul[KT_Q8_0] = mt_q8_0;
 	o->matmul[KT_Q4_K] = mm_q4_k;
 	o->matmul[KT_Q5_K] = mm_q5_k;
 	o->matmul[KT_Q6_K] = mm_q6_k;
