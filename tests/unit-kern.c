@@ -6,7 +6,8 @@
  * dots on unquantized activations.
  *
  *   unit-kern          the tests (TAP); top_srcdir locates tests/data
- *   unit-kern -b [V]   micro-benchmark: matvec GB/s per type for variant V
+ *   unit-kern -b [V]   micro-benchmark: matvec GB/s per type for variant V,
+ *                      and the rate of a 16-activation matmul
  *                      (default: every available one) on 135M-like shapes
  *
  * Batch invariance: in every variant, a matmul of B activations over a
@@ -815,10 +816,9 @@ static double now(void)
 	return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
-/* Speed-up of one matmul of 16 activations over 16 matvecs (t1: the best
- * time of one matvec). */
+/* The best time of one matmul of 16 activations. */
 static double bench_mm16(const kern_ops *o, const slm_dtype *t, const uint8_t *w,
-			 size_t rb, int64_t rows, int64_t n, const float *x, double t1)
+			 size_t rb, int64_t rows, int64_t n, const float *x)
 {
 	size_t ab = kern_act_bytes(t, n);
 	uint8_t *acts = xmalloc(ab * 16);
@@ -836,7 +836,7 @@ static double bench_mm16(const kern_ops *o, const slm_dtype *t, const uint8_t *w
 	}
 	free(acts);
 	free(y);
-	return 16 * t1 / best;
+	return best;
 }
 
 static int bench(const char *only)
@@ -846,19 +846,19 @@ static int bench(const char *only)
 	static const struct { int rows, n; } shapes[] = {
 		{ 1536, 576 }, { 576, 1536 }, { 49152, 576 }, { 2048, 5632 }
 	};
-	printf("matvec GB/s of weights, 1 thread (rows x n); B=16 gain: one matmul\n"
-	       "of 16 activations vs 16 matvecs on 576x1536\n%-6s %-7s", "type",
-	       "variant");
+	printf("matvec GB/s of weights, 1 thread (rows x n); B=16: one matmul of 16\n"
+	       "activations on 576x1536, its rate in 10^6 rows x activations/s and\n"
+	       "its gain over 16 matvecs\n%-6s %-7s", "type", "variant");
 	for (int s = 0; s < 4; s++)
 		printf(" %5dx%-5d", shapes[s].rows, shapes[s].n);
-	printf(" %10s\n", "B=16 gain");
+	printf(" %9s %9s\n", "B=16 M/s", "gain");
 	for (int ti = 0; ti < NT; ti++) {
 		const slm_dtype *t = dtype_by_name(TYPES[ti]);
 		for (int v = 0; v < NV; v++) {
 			if (!ops[v] || (only && strcmp(only, VARIANTS[v])))
 				continue;
 			printf("%-6s %-7s", t->name, VARIANTS[v]);
-			double mm16 = 0;
+			double mm16 = 0, t16 = 0, rows16 = 0;
 			for (int s = 0; s < 4; s++) {
 				int64_t rows = shapes[s].rows, n = shapes[s].n;
 				if (n % t->block_elems) {
@@ -887,14 +887,17 @@ static int bench(const char *only)
 				}
 				printf(" %11.1f", bytes / best * 1e-9);
 				fflush(stdout);
-				if (s == 1) /* 576x1536: 16 activations at once vs one by one */
-					mm16 = bench_mm16(ops[v], t, w, rb, rows, n, x, best);
+				if (s == 1) { /* 576x1536: 16 activations at once vs one by one */
+					t16 = bench_mm16(ops[v], t, w, rb, rows, n, x);
+					mm16 = 16 * best / t16;
+					rows16 = (double)rows * 16;
+				}
 				free(w);
 				free(x);
 				free(y);
 				free(act);
 			}
-			printf(" %9.1fx\n", mm16);
+			printf(" %9.0f %8.1fx\n", t16 > 0 ? rows16 / t16 * 1e-6 : 0.0, mm16);
 		}
 	}
 	return 0;
