@@ -4,9 +4,11 @@
  * instruction set by a target pragma; kern.c uses the table only when the
  * CPU has it, on top of the AVX2 table (dequantization comes from there).
  *
- * 32-element types handle two blocks per 512-bit vector with vpdpbusd
- * (u8 x s8); the activation's block sums turn the weights' offsets (8, 16,
- * or 128 for q8_0 made unsigned) into an initial accumulator.
+ * q4_0, q4_1, q8_0 put 16 rows in a vector (a lane per row) and multiply
+ * with activation bytes broadcast from memory (vpdpbusd, u8 x s8); q5_0,
+ * q5_1 handle two blocks of a row per 512-bit vector. The activation's
+ * block sums turn the weights' offsets (8, 16, or 128 for q8_0 made
+ * unsigned) into an initial accumulator.
  */
 #include "kern_blocks.h"
 
@@ -36,7 +38,7 @@ AI float h2f(const uint8_t *p)
 }
 
 /* ---------------------------------------------------------------------
- * 32-element types, two blocks (i, i+1) per vector, elements in natural
+ * q5_0, q5_1: two blocks (i, i+1) per vector, elements in natural
  * order: lanes of 32 bits 0-7 belong to block i, 8-15 to block i+1. The
  * pair's bytes come in with one masked load (fault-free past the row end);
  * vpermw spreads its quants and its f16 scales over the lanes.
