@@ -11,10 +11,8 @@
 
 #include "perf.h"
 #include "sample.h"
+#include "score.h"
 #include "stream.h"
-
-/* Most logit rows held per model and forward call (128 MiB of floats). */
-#define ROWS_BYTES (128u << 20)
 
 /* A model ready to run: cache, context and a logits buffer. */
 typedef struct scorer {
@@ -25,14 +23,6 @@ typedef struct scorer {
 	int n_vocab, max_rows;
 } scorer;
 
-static int rows_cap(int n_vocab, int max_batch)
-{
-	long r = (long)(ROWS_BYTES / ((size_t)n_vocab * sizeof(float)));
-	if (r < 1)
-		r = 1;
-	return r < max_batch ? (int)r : max_batch;
-}
-
 /* Make the cache (slots x n_ctx), the context and the logits buffer of a
  * loaded model. */
 static void scorer_alloc(scorer *s, slm_pool *pool, int slots, int n_ctx, int max_batch)
@@ -42,7 +32,7 @@ static void scorer_alloc(scorer *s, slm_pool *pool, int slots, int n_ctx, int ma
 		slm_die_err(&err);
 	s->ctx = ctx_new(&s->pm.m, &s->kv, pool, max_batch);
 	s->n_vocab = s->pm.m.n_vocab;
-	s->max_rows = rows_cap(s->n_vocab, max_batch);
+	s->max_rows = score_rows_cap(s->n_vocab, max_batch);
 	s->logits = slm_xmalloc((size_t)s->max_rows * (size_t)s->n_vocab * sizeof *s->logits);
 }
 
@@ -62,33 +52,17 @@ static const char *vocab_digest(const slm_bundle *b)
 	return vm && vm->sha256 ? vm->sha256 : "";
 }
 
-/* Run entries through forward calls of at most max_batch entries and
- * max_rows logit rows; after each call, fn gets the call's entries (rows
- * renumbered 0, 1, ...) and the logits of s[0..ns). */
-typedef void (*rows_fn)(void *arg, const slm_entry *e, int n, float *const *logits);
-
-static void run_entries(scorer *s, int ns, slm_entry *e, long n, int max_batch, int max_rows,
-			rows_fn fn, void *arg)
+/* Run entries through the forward calls of ns scorers (score_run). */
+static void run_entries(scorer *s, int ns, slm_entry *e, long n, int max_batch,
+			score_rows_fn fn, void *arg)
 {
-	long i = 0;
-	while (i < n) {
-		int k = 0, rows = 0;
-		while (i + k < n && k < max_batch) {
-			if (e[i + k].logits >= 0) {
-				if (rows == max_rows)
-					break;
-				e[i + k].logits = rows++;
-			}
-			k++;
-		}
-		float *lg[2];
-		for (int j = 0; j < ns; j++) {
-			model_forward(s[j].ctx, e + i, k, s[j].logits);
-			lg[j] = s[j].logits;
-		}
-		fn(arg, e + i, k, lg);
-		i += k;
+	slm_ctx *ctx[2];
+	float *lg[2];
+	for (int j = 0; j < ns; j++) {
+		ctx[j] = s[j].ctx;
+		lg[j] = s[j].logits;
 	}
+	score_run(ctx, lg, ns, e, n, max_batch, s[0].max_rows, fn, arg);
 }
 
 static int argmax_f(const float *x, int n)
@@ -120,8 +94,7 @@ static void ppl_rows(void *arg, const slm_entry *e, int n, float *const *lg)
 			continue;
 		int32_t target = a->tokens[a->win_start[e[i].slot] + e[i].pos + 1];
 		const float *row = lg[0] + (size_t)e[i].logits * (size_t)a->n_vocab;
-		double lse = logsumexp(row, a->n_vocab);
-		double v = lse - row[target];
+		double v = -score_logprob(row, a->n_vocab, target);
 		a->nll += v;
 		a->nll2 += v * v;
 		if (a->kld) {
@@ -130,7 +103,7 @@ static void ppl_rows(void *arg, const slm_entry *e, int n, float *const *lg)
 			double vr = lse_r - ref[target];
 			a->ref_nll += vr;
 			a->ref_nll2 += vr * vr;
-			double kl = 0;
+			double lse = logsumexp(row, a->n_vocab), kl = 0;
 			for (int t = 0; t < a->n_vocab; t++) {
 				double lp_r = ref[t] - lse_r;
 				kl += exp(lp_r) * (lp_r - (row[t] - lse));
@@ -276,15 +249,13 @@ int ppl_main(void)
 			long n = 0;
 			for (int w = 0; w < nw; w++) {
 				win_start[w] = (c0 + w) * n_ctx;
-				for (int k = 0; k < n_ctx; k++) {
-					int32_t t = tokens[win_start[w] + k];
-					if (k == 0 && add_bos)
-						t = bos;
-					ent[n++] = (slm_entry){ t, k, w,
-								k >= first && k < n_ctx - 1 ? 0 : -1 };
-				}
+				slm_entry *we = ent + n;
+				n += score_seq_entries(we, tokens + win_start[w], n_ctx, w, first,
+						       n_ctx - 1);
+				if (add_bos)
+					we[0].token = bos;
 			}
-			run_entries(s, ns, ent, n, max_batch, s[0].max_rows, ppl_rows, &a);
+			run_entries(s, ns, ent, n, max_batch, ppl_rows, &a);
 		}
 		perf_progress_end();
 		double secs = (perf_now_ms() - t0) / 1e3;
@@ -500,7 +471,7 @@ static void mc_rows(void *arg, const slm_entry *e, int n, float *const *lg)
 			continue;
 		const float *row = lg[0] + (size_t)e[i].logits * (size_t)a->n_vocab;
 		int32_t target = a->seq[e[i].slot].tok[e[i].pos + 1];
-		a->score[e[i].slot] += row[target] - logsumexp(row, a->n_vocab);
+		a->score[e[i].slot] += score_logprob(row, a->n_vocab, target);
 	}
 }
 
@@ -559,13 +530,11 @@ int mc_main(void)
 			long n = 0;
 			for (int k = 0; k < it->nchoices; k++) {
 				const mc_seq *sq = &seqs[q][k];
-				for (int p = 0; p < sq->n; p++)
-					ent[n++] = (slm_entry){ sq->tok[p], p, k,
-								p >= sq->nctx - 1 && p < sq->n - 1 ? 0 : -1 };
+				n += score_seq_entries(ent + n, sq->tok, sq->n, k, sq->nctx - 1, sq->n - 1);
 				score[k] = 0;
 			}
 			mc_acc a = { seqs[q], score, n_vocab };
-			run_entries(&s, 1, ent, n, max_batch, s.max_rows, mc_rows, &a);
+			run_entries(&s, 1, ent, n, max_batch, mc_rows, &a);
 			json_t *row = json_array();
 			for (int k = 0; k < it->nchoices; k++) {
 				norm[k] = score[k] / (double)(strlen(it->choices[k]) ? strlen(it->choices[k]) : 1);
