@@ -6,6 +6,7 @@
  */
 #include "model.h"
 
+#include <limits.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -385,6 +386,23 @@ struct slm_ctx {
 	int layer;
 };
 
+/* A weight whose products BLIS takes from some batch size on. */
+static int blas_may_take(const slm_tensor *t)
+{
+	return t->ndim == 2 && kern_supported(t->dtype) && t->ne[0] % t->dtype->block_elems == 0;
+}
+
+int model_exact_batch(const slm_model *m)
+{
+	int b = INT_MAX;
+	for (size_t i = 0; i < bundle_n_tensors(m->b); i++) {
+		const slm_tensor *t = bundle_tensor_at(m->b, i);
+		if (blas_may_take(t) && blas_min_batch(t->dtype) - 1 < b)
+			b = blas_min_batch(t->dtype) - 1;
+	}
+	return b;
+}
+
 slm_ctx *ctx_new(const slm_model *m, slm_kv *kv, slm_pool *pool, int max_batch)
 {
 	slm_ctx *c = slm_xcalloc(1, sizeof *c);
@@ -426,8 +444,7 @@ slm_ctx *ctx_new(const slm_model *m, slm_kv *kv, slm_pool *pool, int max_batch)
 	int nth = pool_size(pool), any_blas = 0;
 	for (size_t i = 0; i < bundle_n_tensors(m->b); i++) {
 		const slm_tensor *t = bundle_tensor_at(m->b, i);
-		if (t->ndim == 2 && kern_supported(t->dtype) &&
-		    t->ne[0] % t->dtype->block_elems == 0 && max_batch >= blas_min_batch(t->dtype)) {
+		if (blas_may_take(t) && max_batch >= blas_min_batch(t->dtype)) {
 			size_t f = blas_scratch_floats(t->dtype, (int64_t)t->ne[0]);
 			if (f > c->blas_floats)
 				c->blas_floats = f;

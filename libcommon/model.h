@@ -104,6 +104,12 @@ typedef struct slm_profile {
 } slm_profile;
 
 typedef struct slm_ctx slm_ctx;
+/* The largest batch whose matrix products all take slm's kernels, whose
+ * results for an entry do not depend on the other entries of the batch;
+ * larger batches may send some products to BLIS, which rounds otherwise.
+ * INT_MAX when no weight ever goes to BLIS. */
+int model_exact_batch(const slm_model *m);
+
 /* max_batch: most entries per forward call. */
 slm_ctx *ctx_new(const slm_model *m, slm_kv *kv, slm_pool *pool, int max_batch);
 void ctx_free(slm_ctx *c);
