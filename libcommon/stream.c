@@ -115,14 +115,15 @@ static int bad(slm_sreader *r, slm_err *err, uint64_t pos, const char *why)
 			  (unsigned long long)r->nrec + 1, why);
 }
 
-static const char *const type_names[] = { "header", "seq", "tok", "end", "error" };
+/* by slm_rec_type */
+static const char *const type_names[] = { "header", "seq", "tok", "end", "error", "score" };
 
 int stream_rec_type(const json_t *rec)
 {
 	const char *t = json_string_value(json_object_get(rec, "type"));
 	if (!t)
 		return -1;
-	for (int i = 0; i < 5; i++)
+	for (int i = 0; i < (int)(sizeof type_names / sizeof type_names[0]); i++)
 		if (!strcmp(t, type_names[i]))
 			return i;
 	return -1;
@@ -131,6 +132,13 @@ int stream_rec_type(const json_t *rec)
 static int valid_id(const json_t *id)
 {
 	return id && (json_is_string(id) || json_is_integer(id));
+}
+
+/* A token id or a position: an integer from 0 to 2147483647. */
+static int valid_index(const json_t *v)
+{
+	return json_is_integer(v) && json_integer_value(v) >= 0 &&
+	       json_integer_value(v) <= INT32_MAX;
 }
 
 int stream_check(const json_t *rec, const char **why)
@@ -172,8 +180,7 @@ int stream_check(const json_t *rec, const char **why)
 		size_t i;
 		const json_t *v;
 		json_array_foreach(toks, i, v) {
-			if (!json_is_integer(v) || json_integer_value(v) < 0 ||
-			    json_integer_value(v) > INT32_MAX) {
+			if (!valid_index(v)) {
 				*why = "seq record: 'tokens' must hold token ids (integers 0..2147483647)";
 				return -1;
 			}
@@ -190,9 +197,7 @@ int stream_check(const json_t *rec, const char **why)
 			*why = "tok record: 'id' must be a string or an integer";
 			return -1;
 		}
-		const json_t *tk = json_object_get(rec, "token");
-		if (!json_is_integer(tk) || json_integer_value(tk) < 0 ||
-		    json_integer_value(tk) > INT32_MAX) {
+		if (!valid_index(json_object_get(rec, "token"))) {
 			*why = "tok record: 'token' must be a token id";
 			return -1;
 		}
@@ -213,6 +218,25 @@ int stream_check(const json_t *rec, const char **why)
 			return -1;
 		}
 		return 0;
+	case SLM_REC_SCORE: {
+		if (!valid_id(id)) {
+			*why = "score record: 'id' must be a string or an integer";
+			return -1;
+		}
+		if (!valid_index(json_object_get(rec, "pos"))) {
+			*why = "score record: 'pos' must be a position (integer 0..2147483647)";
+			return -1;
+		}
+		if (!valid_index(json_object_get(rec, "token"))) {
+			*why = "score record: 'token' must be a token id";
+			return -1;
+		}
+		if (!json_is_number(json_object_get(rec, "logprob"))) {
+			*why = "score record: 'logprob' must be a number";
+			return -1;
+		}
+		return 0;
+	}
 	case SLM_REC_ERROR:
 		if (id && !valid_id(id)) {
 			*why = "error record: 'id' must be a string or an integer";
@@ -415,6 +439,12 @@ json_t *stream_end(const json_t *id, const char *reason)
 {
 	return json_pack("{s:s, s:O, s:s}", "type", "end", "id", id, "reason",
 			 reason);
+}
+
+json_t *stream_score(const json_t *id, int pos, int32_t token, double logprob)
+{
+	return json_pack("{s:s, s:O, s:i, s:i, s:f}", "type", "score", "id", id, "pos", pos,
+			 "token", (int)token, "logprob", logprob);
 }
 
 json_t *stream_error(const json_t *id, const char *message)

@@ -20,6 +20,7 @@ typedef enum {
 	SLM_REC_TOK,
 	SLM_REC_END,
 	SLM_REC_ERROR,
+	SLM_REC_SCORE,
 } slm_rec_type;
 
 typedef struct slm_sreader slm_sreader;
@@ -53,5 +54,7 @@ json_t *stream_seq(const json_t *id, const int32_t *tokens, size_t n);
 json_t *stream_tok(const json_t *id, int32_t token);
 json_t *stream_end(const json_t *id, const char *reason);
 json_t *stream_error(const json_t *id, const char *message);
+/* The log-probability of token, the sequence's token at pos. */
+json_t *stream_score(const json_t *id, int pos, int32_t token, double logprob);
 
 #endif

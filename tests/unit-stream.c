@@ -570,6 +570,8 @@ static json_t **sample_records(size_t *n)
 	r[k++] = stream_end(ids, "length");
 	r[k++] = stream_error(id7, "context full");
 	r[k++] = stream_error(NULL, "model failed to load");
+	r[k++] = stream_score(id7, 1, 42, -2.5);
+	r[k++] = J("{\"type\":\"score\",\"id\":\"a\",\"pos\":3,\"token\":0,\"logprob\":-0.125,\"top\":[[0,-0.125]]}");
 	json_decref(id7);
 	json_decref(ids);
 	*n = k;
@@ -590,7 +592,7 @@ static void test_records(void)
 	static const int types[] = { SLM_REC_HEADER, SLM_REC_HEADER, SLM_REC_SEQ,
 				     SLM_REC_SEQ, SLM_REC_SEQ, SLM_REC_TOK, SLM_REC_TOK,
 				     SLM_REC_TOK, SLM_REC_END, SLM_REC_END,
-				     SLM_REC_ERROR, SLM_REC_ERROR };
+				     SLM_REC_ERROR, SLM_REC_ERROR, SLM_REC_SCORE, SLM_REC_SCORE };
 	int all = 1;
 	for (size_t i = 0; i < n; i++) {
 		const char *why = NULL;
@@ -610,6 +612,10 @@ static void test_records(void)
 			   2147483647,
 	   "seq record carries its tokens");
 	ok(!json_object_get(r[11], "id"), "error record without id has no id key");
+	ok(json_integer_value(json_object_get(r[12], "pos")) == 1 &&
+		   json_integer_value(json_object_get(r[12], "token")) == 42 &&
+		   json_real_value(json_object_get(r[12], "logprob")) == -2.5,
+	   "score record carries position, token and log-probability");
 
 	struct {
 		const char *json, *why;
@@ -635,6 +641,12 @@ static void test_records(void)
 		{ "{\"type\":\"tok\",\"id\":1}", "token" },
 		{ "{\"type\":\"tok\",\"id\":1,\"token\":-5}", "token" },
 		{ "{\"type\":\"tok\",\"id\":1,\"token\":1,\"logprob\":\"x\"}", "logprob" },
+		{ "{\"type\":\"score\",\"pos\":1,\"token\":1,\"logprob\":0}", "id" },
+		{ "{\"type\":\"score\",\"id\":1,\"token\":1,\"logprob\":0}", "pos" },
+		{ "{\"type\":\"score\",\"id\":1,\"pos\":-1,\"token\":1,\"logprob\":0}", "pos" },
+		{ "{\"type\":\"score\",\"id\":1,\"pos\":1,\"logprob\":0}", "token" },
+		{ "{\"type\":\"score\",\"id\":1,\"pos\":1,\"token\":1}", "logprob" },
+		{ "{\"type\":\"score\",\"id\":1,\"pos\":1,\"token\":1,\"logprob\":\"x\"}", "logprob" },
 		{ "{\"type\":\"end\",\"reason\":\"eos\"}", "id" },
 		{ "{\"type\":\"end\",\"id\":1}", "reason" },
 		{ "{\"type\":\"error\"}", "message" },
