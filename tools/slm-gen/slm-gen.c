@@ -3,7 +3,9 @@
  * in it, and write the generated tokens as a token stream, each token
  * flushed as soon as it is sampled. Sequences are decoded together in
  * slots (continuous batching): a finished sequence's slot is refilled from
- * the input while the others keep going.
+ * the input while the others keep going. With --echo-logits (--score) it
+ * generates nothing and writes instead the log-probability the model gives
+ * each token of each sequence (teacher forcing).
  */
 #include <errno.h>
 #include <getopt.h>
@@ -22,12 +24,14 @@
 #include "model.h"
 #include "pool.h"
 #include "sample.h"
+#include "score.h"
 #include "store.h"
 #include "stream.h"
 #include "tok.h"
 #include "util.h"
 
 #define MAX_STOPS 8
+#define MAX_LOGPROBS 100
 
 static const char usage_text[] =
 	"usage: slm-gen [-m BUNDLE] [-n N] [-c CTX] [-t THREADS] [--parallel N]\n"
@@ -35,18 +39,18 @@ static const char usage_text[] =
 	"               [--repeat-penalty R] [--repeat-last-n N]\n"
 	"               [--frequency-penalty F] [--presence-penalty P] [--seed N]\n"
 	"               [--stop STRING]... [--logprobs N] [--batch N] [--json]\n"
-	"               [-f] [-q] [-v] [-o OUT] [INPUT]\n";
+	"               [--echo-logits | --score] [-f] [-q] [-v] [-o OUT] [INPUT]\n";
 
 static struct {
 	const char *model, *out, *in;
 	int n_predict, n_ctx, threads, parallel, logprobs, batch;
-	int json, force, quiet, verbose;
+	int json, force, quiet, verbose, score;
 	slm_sample_params sp;
 	int have_seed;
 	int set_temp, set_topk, set_topp, set_minp, set_rep;
 	char *stop[MAX_STOPS];
 	int nstop;
-} opt = { .n_predict = -1, .batch = 256 };
+} opt = { .n_predict = -1 };
 
 static double now_ms(void)
 {
@@ -244,6 +248,341 @@ static void job_error(json_t *id, const char *msg)
 	put(stream_error(id, msg));
 }
 
+/* ---- what both modes run with ---- */
+
+typedef struct gen_run {
+	slm_ctx *ctx;
+	float *logits;          /* max_rows rows of n_vocab */
+	int n_vocab, n_ctx, slots, max_batch, max_rows;
+	const char *digest;     /* the bundle's vocabulary digest, or NULL */
+	const char *bundle;     /* its path, for messages */
+} gen_run;
+
+static gen_run run;
+
+/* The next seq record to run (a new reference), or NULL when none is
+ * ready; block: wait for one, NULL then meaning the end of the input (and
+ * *done set). On the way, a header naming another vocabulary is fatal,
+ * upstream errors are passed on, other records skipped, and a sequence
+ * that cannot run is answered with an error record: an empty one, one
+ * whose tokens and room more tokens do not fit the context, one holding a
+ * token outside the vocabulary. */
+static json_t *next_seq(int block, int room, int *done)
+{
+	for (;;) {
+		int eof = 0;
+		json_t *rec = q_pop(block, &eof);
+		if (!rec) {
+			if (eof)
+				*done = 1;
+			return NULL;
+		}
+		int type = stream_rec_type(rec);
+		if (type == SLM_REC_HEADER) {
+			const char *vd = json_string_value(json_object_get(rec, "vocab"));
+			if (vd && run.digest && strcmp(vd, run.digest))
+				slm_die(EX_DATAERR,
+					"%s: the token stream was made with a different vocabulary than %s's",
+					opt.in ? opt.in : "standard input", run.bundle);
+			json_decref(rec);
+			continue;
+		}
+		if (type == SLM_REC_ERROR) { /* pass upstream errors on */
+			put(rec);
+			continue;
+		}
+		if (type != SLM_REC_SEQ) {
+			json_decref(rec);
+			continue;
+		}
+		json_t *id = json_object_get(rec, "id");
+		json_t *toks = json_object_get(rec, "tokens");
+		size_t np = json_array_size(toks);
+		const char *bad = NULL;
+		char msg[160];
+		if (np == 0)
+			bad = "empty prompt";
+		else if (np + (size_t)room > (size_t)run.n_ctx) {
+			snprintf(msg, sizeof msg,
+				 "prompt of %zu tokens does not fit the context of %d (-c)", np, run.n_ctx);
+			bad = msg;
+		}
+		for (size_t i = 0; !bad && i < np; i++) {
+			json_int_t t = json_integer_value(json_array_get(toks, i));
+			if (t >= run.n_vocab) {
+				snprintf(msg, sizeof msg,
+					 "token %lld at position %zu is outside the vocabulary of %d",
+					 (long long)t, i, run.n_vocab);
+				bad = msg;
+			}
+		}
+		if (!bad)
+			return rec;
+		job_error(id, bad);
+		json_decref(rec);
+	}
+}
+
+/* The tokens of a seq record (checked by next_seq). */
+static int32_t *seq_tokens(const json_t *rec, int *n)
+{
+	json_t *toks = json_object_get(rec, "tokens");
+	*n = (int)json_array_size(toks);
+	int32_t *t = slm_xmalloc((size_t)*n * sizeof *t);
+	for (int i = 0; i < *n; i++)
+		t[i] = (int32_t)json_integer_value(json_array_get(toks, i));
+	return t;
+}
+
+/* The --logprobs most likely tokens of a row of logits, most likely first,
+ * as an array of [token, logprob] pairs. */
+static json_t *top_pairs(const float *row)
+{
+	int32_t ids[MAX_LOGPROBS];
+	float lp[MAX_LOGPROBS];
+	top_logprobs(row, run.n_vocab, opt.logprobs, ids, lp);
+	json_t *top = json_array();
+	for (int k = 0; k < opt.logprobs && ids[k] >= 0; k++)
+		json_array_append_new(top, json_pack("[i, f]", ids[k], (double)lp[k]));
+	return top;
+}
+
+/* ---- --echo-logits: the log-probability of every token of a sequence ---- */
+
+/* A sequence being scored; its index is its KV slot. */
+typedef struct sjob {
+	json_t *id;
+	int32_t *tok;
+	int n;
+	double logprob;   /* sum over positions 1..n-1, in position order */
+	double t0;
+} sjob;
+
+/* After a forward call: a score record for each entry with logits (the
+ * log-probability of the token at the next position), and a sequence's
+ * end record after its last entry. */
+static void score_rows(void *arg, const slm_entry *e, int n, float *const *logits)
+{
+	sjob *jobs = arg;
+	for (int i = 0; i < n; i++) {
+		sjob *j = &jobs[e[i].slot];
+		if (e[i].logits >= 0) {
+			const float *row = logits[0] + (size_t)e[i].logits * (size_t)run.n_vocab;
+			int p = e[i].pos + 1;
+			double lp = score_logprob(row, run.n_vocab, j->tok[p]);
+			j->logprob += lp;
+			json_t *rec = stream_score(j->id, p, j->tok[p], lp);
+			if (opt.logprobs)
+				json_object_set_new(rec, "top", top_pairs(row));
+			put(rec);
+		}
+		if (e[i].pos < j->n - 1)
+			continue;
+		json_t *end = stream_end(j->id, "scored");
+		json_object_set_new(end, "n_prompt", json_integer(j->n));
+		json_object_set_new(end, "n_scored", json_integer(j->n - 1));
+		json_object_set_new(end, "logprob", json_real(j->logprob));
+		if (j->n > 1)
+			json_object_set_new(end, "ppl", json_real(exp(-j->logprob / (j->n - 1))));
+		json_object_set_new(end, "t_prompt_ms",
+				    json_real(round((now_ms() - j->t0) * 1000) / 1000));
+		put(end);
+		json_decref(j->id);
+		free(j->tok);
+		memset(j, 0, sizeof *j);
+	}
+}
+
+/* Score the input: up to one sequence per slot at a time (those already
+ * read), each in its own slot, all in forward calls of --batch entries. */
+static void score_all(void)
+{
+	sjob *jobs = slm_xcalloc((size_t)run.slots, sizeof *jobs);
+	slm_entry *ent = NULL;
+	size_t cap = 0;
+	int done = 0;
+	while (!done) {
+		int ns = 0;
+		long n = 0;
+		json_t *rec;
+		while (ns < run.slots && (rec = next_seq(ns == 0, 0, &done))) {
+			sjob *j = &jobs[ns];
+			j->id = json_incref(json_object_get(rec, "id"));
+			j->tok = seq_tokens(rec, &j->n);
+			j->t0 = now_ms();
+			json_decref(rec);
+			if ((size_t)(n + j->n) > cap) {
+				cap = (size_t)(n + j->n) * 2;
+				ent = slm_xrealloc(ent, cap * sizeof *ent);
+			}
+			n += score_seq_entries(ent + n, j->tok, j->n, ns, 0, j->n - 1);
+			ns++;
+		}
+		if (ns)
+			score_run(&run.ctx, &run.logits, 1, ent, n, run.max_batch, run.max_rows,
+				  score_rows, jobs);
+	}
+	free(ent);
+	free(jobs);
+}
+
+/* ---- generation ---- */
+
+/* Run the input's jobs in slots until the input ends and every job has. */
+static void generate(void)
+{
+	job *jobs = slm_xcalloc((size_t)run.slots, sizeof *jobs);
+	slm_entry *ent = slm_xmalloc((size_t)run.max_batch * sizeof *ent);
+	int *ent_job = slm_xmalloc((size_t)run.max_batch * sizeof *ent_job);
+	float *raw = opt.logprobs ? slm_xmalloc((size_t)run.n_vocab * sizeof *raw) : NULL;
+	uint64_t ordinal = 0;
+	int input_done = 0;
+	int slots = run.slots, max_batch = run.max_batch;
+
+	for (;;) {
+		/* fill free slots */
+		int nactive = 0;
+		for (int s = 0; s < slots; s++)
+			nactive += jobs[s].active;
+		json_t *rec;
+		while (!input_done && nactive < slots &&
+		       (rec = next_seq(nactive == 0, 1, &input_done))) {
+			int s = 0;
+			while (jobs[s].active)
+				s++;
+			job *j = &jobs[s];
+			memset(j, 0, sizeof *j);
+			j->active = 1;
+			j->slot = s;
+			j->id = json_incref(json_object_get(rec, "id"));
+			j->prompt = seq_tokens(rec, &j->np);
+			j->ordinal = ordinal++;
+			/* per-request options (slm-tok passes them in meta) */
+			json_t *meta = json_object_get(rec, "meta");
+			slm_sample_params sp = opt.sp;
+			j->n_predict = opt.n_predict;
+			json_t *v;
+			if (json_is_integer(v = json_object_get(meta, "max_tokens")) &&
+			    json_integer_value(v) >= 0)
+				j->n_predict = (int)(json_integer_value(v) > INT32_MAX ? INT32_MAX : json_integer_value(v));
+			if (json_is_number(v = json_object_get(meta, "temperature")))
+				sp.temp = (float)json_number_value(v);
+			if (json_is_number(v = json_object_get(meta, "top_p")))
+				sp.top_p = (float)json_number_value(v);
+			if (json_is_integer(v = json_object_get(meta, "top_k")))
+				sp.top_k = (int)json_integer_value(v);
+			if (json_is_number(v = json_object_get(meta, "min_p")))
+				sp.min_p = (float)json_number_value(v);
+			if (json_is_integer(v = json_object_get(meta, "seed")))
+				sp.seed = (uint64_t)json_integer_value(v);
+			j->smp = sampler_new(&sp, run.n_vocab, json_is_integer(json_object_get(meta, "seed")) ? 0 : j->ordinal);
+			for (int i = 0; i < opt.nstop; i++)
+				j->stop[j->nstop++] = slm_xstrdup(opt.stop[i]);
+			v = json_object_get(meta, "stop");
+			if (json_is_string(v) && j->nstop < MAX_STOPS && json_string_length(v))
+				j->stop[j->nstop++] = slm_xstrdup(json_string_value(v));
+			for (size_t i = 0; json_is_array(v) && i < json_array_size(v); i++) {
+				const char *st = json_string_value(json_array_get(v, i));
+				if (st && *st && j->nstop < MAX_STOPS)
+					j->stop[j->nstop++] = slm_xstrdup(st);
+			}
+			j->held = json_array();
+			for (int i = 0; i < j->np; i++)
+				sampler_accept(j->smp, j->prompt[i]);
+			j->t0 = now_ms();
+			json_decref(rec);
+			nactive++;
+		}
+		if (nactive == 0) {
+			if (input_done)
+				break;
+			continue;
+		}
+		/* one batch: each decoding job one token, prompts in chunks */
+		int n = 0, rows = 0;
+		for (int s = 0; s < slots && n < max_batch; s++) {
+			job *j = &jobs[s];
+			if (!j->active || j->pos < j->np)
+				continue;
+			ent[n] = (slm_entry){ j->last, j->pos, s, rows++ };
+			ent_job[n++] = s;
+		}
+		for (int s = 0; s < slots && n < max_batch; s++) {
+			job *j = &jobs[s];
+			if (!j->active || j->pos >= j->np)
+				continue;
+			int take = j->np - j->pos;
+			if (take > max_batch - n)
+				take = max_batch - n;
+			for (int i = 0; i < take; i++) {
+				int p = j->pos + i;
+				int last = p == j->np - 1;
+				ent[n] = (slm_entry){ j->prompt[p], p, s, last ? rows++ : -1 };
+				ent_job[n++] = s;
+			}
+		}
+		/* logits rows must follow entry order: renumber */
+		rows = 0;
+		for (int i = 0; i < n; i++)
+			if (ent[i].logits >= 0)
+				ent[i].logits = rows++;
+		model_forward(run.ctx, ent, n, run.logits);
+		double t = now_ms();
+		for (int i = 0; i < n; i++) {
+			job *j = &jobs[ent_job[i]];
+			j->pos = ent[i].pos + 1;
+			if (ent[i].logits < 0)
+				continue;
+			if (j->n_gen == 0 && ent[i].pos == j->np - 1)
+				j->t_prompt = t;
+			float *lg = run.logits + (size_t)ent[i].logits * (size_t)run.n_vocab;
+			if (j->n_predict == 0) {
+				finish(j, "length");
+				continue;
+			}
+			/* the model's log-probabilities, taken before the sampler's
+			 * penalties change the logits */
+			json_t *top = opt.logprobs ? top_pairs(lg) : NULL;
+			if (opt.logprobs)
+				memcpy(raw, lg, (size_t)run.n_vocab * sizeof *raw);
+			int32_t tok = sampler_sample(j->smp, lg);
+			sampler_accept(j->smp, tok);
+			j->n_gen++;
+			j->last = tok;
+			json_t *rec = stream_tok(j->id, tok);
+			if (opt.logprobs) {
+				json_object_set_new(rec, "logprob",
+						    json_real(score_logprob(raw, run.n_vocab, tok)));
+				json_object_set_new(rec, "top", top);
+			}
+			if (tok == think_open)
+				j->thinking = 1;
+			if (j->thinking)
+				json_object_set_new(rec, "think", json_true());
+			if (tok == think_close)
+				j->thinking = 0;
+			if (stop_check(j, tok, rec)) {
+				finish(j, "stop");
+				continue;
+			}
+			if (tok_is_eog(vocab, tok)) {
+				flush_held(j);
+				finish(j, "eos");
+			} else if (j->n_predict >= 0 && j->n_gen >= j->n_predict) {
+				flush_held(j);
+				finish(j, "length");
+			} else if (j->pos >= run.n_ctx) {
+				flush_held(j);
+				finish(j, "context");
+			}
+		}
+	}
+	free(raw);
+	free(ent);
+	free(ent_job);
+	free(jobs);
+}
+
 static uint64_t mem_available(void)
 {
 	FILE *f = fopen("/proc/meminfo", "r");
@@ -267,7 +606,7 @@ static float gen_default(const slm_bundle *b, const char *key, float def)
 enum {
 	OPT_VERSION = 256, OPT_JSON, OPT_TEMP, OPT_TOPK, OPT_TOPP, OPT_MINP, OPT_REP,
 	OPT_REPN, OPT_FREQ, OPT_PRES, OPT_SEED, OPT_LOGPROBS, OPT_PARALLEL, OPT_BATCH,
-	OPT_STOP,
+	OPT_STOP, OPT_SCORE,
 };
 
 static double parse_float(const char *optname, const char *arg, double lo, double hi)
@@ -305,6 +644,8 @@ int main(int argc, char **argv)
 		{ "seed", required_argument, NULL, OPT_SEED },
 		{ "logprobs", required_argument, NULL, OPT_LOGPROBS },
 		{ "stop", required_argument, NULL, OPT_STOP },
+		{ "echo-logits", no_argument, NULL, OPT_SCORE },
+		{ "score", no_argument, NULL, OPT_SCORE },
 		{ "force", no_argument, NULL, 'f' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "verbose", no_argument, NULL, 'v' },
@@ -353,7 +694,8 @@ int main(int argc, char **argv)
 				slm_die(EX_USAGE, "--stop: empty string");
 			opt.stop[opt.nstop++] = slm_xstrdup(optarg);
 			break;
-		case OPT_LOGPROBS: opt.logprobs = (int)slm_cli_long("--logprobs", optarg, 0, 100); break;
+		case OPT_LOGPROBS: opt.logprobs = (int)slm_cli_long("--logprobs", optarg, 0, MAX_LOGPROBS); break;
+		case OPT_SCORE: opt.score = 1; break;
 		case 'f': opt.force = 1; break;
 		case 'q': opt.quiet = 1; break;
 		case 'v': opt.verbose = 1; break;
@@ -416,9 +758,21 @@ int main(int argc, char **argv)
 	if (kv_init(&kv, &m, slots, n_ctx, &err) < 0)
 		slm_die_err(&err);
 	slm_pool *pool = pool_new(threads, 1);
-	int max_batch = opt.batch < slots ? slots : opt.batch;
-	slm_ctx *ctx = ctx_new(&m, &kv, pool, max_batch);
-	float *logits = slm_xmalloc((size_t)max_batch * (size_t)m.n_vocab * sizeof(float));
+	/* scoring: by default no batch large enough for BLIS, so that a
+	 * sequence's figures do not depend on what shares its passes */
+	int batch = opt.batch ? opt.batch : 256;
+	if (!opt.batch && opt.score && model_exact_batch(&m) < batch)
+		batch = model_exact_batch(&m) > 1 ? model_exact_batch(&m) : 1;
+	int max_batch = batch < slots ? slots : batch;
+	/* generation: a logits row per entry at most; scoring: nearly every
+	 * entry has one, so their memory is capped */
+	int max_rows = opt.score ? score_rows_cap(m.n_vocab, max_batch) : max_batch;
+	run = (gen_run){
+		.ctx = ctx_new(&m, &kv, pool, max_batch),
+		.logits = slm_xmalloc((size_t)max_rows * (size_t)m.n_vocab * sizeof(float)),
+		.n_vocab = m.n_vocab, .n_ctx = n_ctx, .slots = slots,
+		.max_batch = max_batch, .max_rows = max_rows, .bundle = bundle_path(b),
+	};
 	if (tok_vocab_from_bundle(&vocab, b, &err) < 0)
 		slm_die_err(&err);
 	if (tok_n_vocab(vocab) > m.n_vocab)
@@ -430,9 +784,9 @@ int main(int argc, char **argv)
 		char blas[160];
 		blas_setup(0, blas, sizeof blas);
 		fprintf(stderr,
-			"%s: %s: %s, %d layers, %d threads, kernels %s, %s, context %d x %d slots, loaded in %.0f ms\n",
+			"%s: %s: %s, %d layers, %d threads, kernels %s, %s, context %d x %d slots, batch %d, loaded in %.0f ms\n",
 			slm_progname, bundle_path(b), m.arch_name, m.n_layer, threads,
-			kern_variant_name(), blas, n_ctx, slots, now_ms() - t_load0);
+			kern_variant_name(), blas, n_ctx, slots, max_batch, now_ms() - t_load0);
 	}
 
 	FILE *fo = stdout;
@@ -445,219 +799,18 @@ int main(int argc, char **argv)
 	}
 	out = swriter_new(fo, opt.json);
 	const slm_member *vm = bundle_find_member(b, "tokenizer/vocab.msgpack");
-	put(stream_header(vm ? vm->sha256 : NULL, bundle_str(b, "name")));
+	run.digest = vm ? vm->sha256 : NULL;
+	put(stream_header(run.digest, bundle_str(b, "name")));
 
 	slm_sreader *rd = sreader_open(opt.in, &err);
 	if (!rd)
 		slm_die_err(&err);
 	pthread_t rt;
 	pthread_create(&rt, NULL, reader_main, rd);
-
-	job *jobs = slm_xcalloc((size_t)slots, sizeof *jobs);
-	slm_entry *ent = slm_xmalloc((size_t)max_batch * sizeof *ent);
-	int *ent_job = slm_xmalloc((size_t)max_batch * sizeof *ent_job);
-	uint64_t ordinal = 0;
-	int input_done = 0;
-	int32_t *lp_ids = slm_xcalloc((size_t)opt.logprobs + 1, sizeof *lp_ids);
-	float *lp_val = slm_xcalloc((size_t)opt.logprobs + 1, sizeof *lp_val);
-	float *raw = opt.logprobs ? slm_xmalloc((size_t)m.n_vocab * sizeof *raw) : NULL;
-	const char *vocab_digest = vm ? vm->sha256 : NULL;
-
-	for (;;) {
-		/* fill free slots */
-		int nactive = 0;
-		for (int s = 0; s < slots; s++)
-			nactive += jobs[s].active;
-		while (!input_done && nactive < slots) {
-			int eof = 0;
-			json_t *rec = q_pop(nactive == 0, &eof);
-			if (!rec) {
-				if (eof)
-					input_done = 1;
-				break;
-			}
-			int type = stream_rec_type(rec);
-			if (type == SLM_REC_HEADER) {
-				const char *vd = json_string_value(json_object_get(rec, "vocab"));
-				if (vd && vocab_digest && strcmp(vd, vocab_digest))
-					slm_die(EX_DATAERR,
-						"%s: the token stream was made with a different vocabulary than %s's",
-						opt.in ? opt.in : "standard input", bundle_path(b));
-				json_decref(rec);
-				continue;
-			}
-			if (type == SLM_REC_ERROR) { /* pass upstream errors on */
-				put(rec);
-				continue;
-			}
-			if (type != SLM_REC_SEQ) {
-				json_decref(rec);
-				continue;
-			}
-			json_t *id = json_object_get(rec, "id");
-			json_t *toks = json_object_get(rec, "tokens");
-			size_t np = json_array_size(toks);
-			const char *bad = NULL;
-			char msg[160];
-			if (np == 0)
-				bad = "empty prompt";
-			else if (np >= (size_t)n_ctx) {
-				snprintf(msg, sizeof msg,
-					 "prompt of %zu tokens does not fit the context of %d (-c)", np, n_ctx);
-				bad = msg;
-			}
-			for (size_t i = 0; !bad && i < np; i++) {
-				json_int_t t = json_integer_value(json_array_get(toks, i));
-				if (t >= m.n_vocab) {
-					snprintf(msg, sizeof msg,
-						 "token %lld at position %zu is outside the vocabulary of %d",
-						 (long long)t, i, m.n_vocab);
-					bad = msg;
-				}
-			}
-			if (bad) {
-				job_error(id, bad);
-				json_decref(rec);
-				continue;
-			}
-			int s = 0;
-			while (jobs[s].active)
-				s++;
-			job *j = &jobs[s];
-			memset(j, 0, sizeof *j);
-			j->active = 1;
-			j->slot = s;
-			j->id = json_incref(id);
-			j->np = (int)np;
-			j->prompt = slm_xmalloc(np * sizeof *j->prompt);
-			j->ordinal = ordinal++;
-			/* per-request options (slm-tok passes them in meta) */
-			json_t *meta = json_object_get(rec, "meta");
-			slm_sample_params sp = opt.sp;
-			j->n_predict = opt.n_predict;
-			json_t *v;
-			if (json_is_integer(v = json_object_get(meta, "max_tokens")) &&
-			    json_integer_value(v) >= 0)
-				j->n_predict = (int)(json_integer_value(v) > INT32_MAX ? INT32_MAX : json_integer_value(v));
-			if (json_is_number(v = json_object_get(meta, "temperature")))
-				sp.temp = (float)json_number_value(v);
-			if (json_is_number(v = json_object_get(meta, "top_p")))
-				sp.top_p = (float)json_number_value(v);
-			if (json_is_integer(v = json_object_get(meta, "top_k")))
-				sp.top_k = (int)json_integer_value(v);
-			if (json_is_number(v = json_object_get(meta, "min_p")))
-				sp.min_p = (float)json_number_value(v);
-			if (json_is_integer(v = json_object_get(meta, "seed")))
-				sp.seed = (uint64_t)json_integer_value(v);
-			j->smp = sampler_new(&sp, m.n_vocab, json_is_integer(json_object_get(meta, "seed")) ? 0 : j->ordinal);
-			for (int i = 0; i < opt.nstop; i++)
-				j->stop[j->nstop++] = slm_xstrdup(opt.stop[i]);
-			v = json_object_get(meta, "stop");
-			if (json_is_string(v) && j->nstop < MAX_STOPS && json_string_length(v))
-				j->stop[j->nstop++] = slm_xstrdup(json_string_value(v));
-			for (size_t i = 0; json_is_array(v) && i < json_array_size(v); i++) {
-				const char *st = json_string_value(json_array_get(v, i));
-				if (st && *st && j->nstop < MAX_STOPS)
-					j->stop[j->nstop++] = slm_xstrdup(st);
-			}
-			j->held = json_array();
-			for (size_t i = 0; i < np; i++) {
-				j->prompt[i] = (int32_t)json_integer_value(json_array_get(toks, i));
-				sampler_accept(j->smp, j->prompt[i]);
-			}
-			j->t0 = now_ms();
-			json_decref(rec);
-			nactive++;
-		}
-		if (nactive == 0) {
-			if (input_done)
-				break;
-			continue;
-		}
-		/* one batch: each decoding job one token, prompts in chunks */
-		int n = 0, rows = 0;
-		for (int s = 0; s < slots && n < max_batch; s++) {
-			job *j = &jobs[s];
-			if (!j->active || j->pos < j->np)
-				continue;
-			ent[n] = (slm_entry){ j->last, j->pos, s, rows++ };
-			ent_job[n++] = s;
-		}
-		for (int s = 0; s < slots && n < max_batch; s++) {
-			job *j = &jobs[s];
-			if (!j->active || j->pos >= j->np)
-				continue;
-			int take = j->np - j->pos;
-			if (take > max_batch - n)
-				take = max_batch - n;
-			for (int i = 0; i < take; i++) {
-				int p = j->pos + i;
-				int last = p == j->np - 1;
-				ent[n] = (slm_entry){ j->prompt[p], p, s, last ? rows++ : -1 };
-				ent_job[n++] = s;
-			}
-		}
-		/* logits rows must follow entry order: renumber */
-		rows = 0;
-		for (int i = 0; i < n; i++)
-			if (ent[i].logits >= 0)
-				ent[i].logits = rows++;
-		model_forward(ctx, ent, n, logits);
-		double t = now_ms();
-		for (int i = 0; i < n; i++) {
-			job *j = &jobs[ent_job[i]];
-			j->pos = ent[i].pos + 1;
-			if (ent[i].logits < 0)
-				continue;
-			if (j->n_gen == 0 && ent[i].pos == j->np - 1)
-				j->t_prompt = t;
-			float *lg = logits + (size_t)ent[i].logits * (size_t)m.n_vocab;
-			if (opt.logprobs)
-				top_logprobs(lg, m.n_vocab, opt.logprobs, lp_ids, lp_val);
-			if (j->n_predict == 0) {
-				finish(j, "length");
-				continue;
-			}
-			/* the model's log-probability of the chosen token, taken
-			 * before the sampler's penalties change the logits */
-			double lse = opt.logprobs ? logsumexp(lg, m.n_vocab) : 0;
-			if (opt.logprobs)
-				memcpy(raw, lg, (size_t)m.n_vocab * sizeof *raw);
-			int32_t tok = sampler_sample(j->smp, lg);
-			sampler_accept(j->smp, tok);
-			j->n_gen++;
-			j->last = tok;
-			json_t *rec = stream_tok(j->id, tok);
-			if (opt.logprobs) {
-				json_t *top = json_array();
-				for (int k = 0; k < opt.logprobs && lp_ids[k] >= 0; k++)
-					json_array_append_new(top, json_pack("[i, f]", lp_ids[k],
-									     (double)lp_val[k]));
-				json_object_set_new(rec, "logprob", json_real(raw[tok] - lse));
-				json_object_set_new(rec, "top", top);
-			}
-			if (tok == think_open)
-				j->thinking = 1;
-			if (j->thinking)
-				json_object_set_new(rec, "think", json_true());
-			if (tok == think_close)
-				j->thinking = 0;
-			if (stop_check(j, tok, rec)) {
-				finish(j, "stop");
-				continue;
-			}
-			if (tok_is_eog(vocab, tok)) {
-				flush_held(j);
-				finish(j, "eos");
-			} else if (j->n_predict >= 0 && j->n_gen >= j->n_predict) {
-				flush_held(j);
-				finish(j, "length");
-			} else if (j->pos >= n_ctx) {
-				flush_held(j);
-				finish(j, "context");
-			}
-		}
-	}
+	if (opt.score)
+		score_all();
+	else
+		generate();
 	pthread_join(rt, NULL);
 	if (q.failed)
 		slm_die_err(&q.err);
@@ -665,17 +818,11 @@ int main(int argc, char **argv)
 	swriter_free(out);
 	if (fo != stdout && fclose(fo) != 0)
 		slm_die(EX_IOERR, "%s: %s", opt.out, strerror(errno));
-	free(lp_ids);
-	free(lp_val);
-	free(raw);
-	free(ent);
-	free(ent_job);
-	free(jobs);
-	free(logits);
+	free(run.logits);
 	tok_vocab_free(vocab);
 	for (int i = 0; i < opt.nstop; i++)
 		free(opt.stop[i]);
-	ctx_free(ctx);
+	ctx_free(run.ctx);
 	pool_free(pool);
 	kv_free(&kv);
 	model_free(&m);
