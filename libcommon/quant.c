@@ -1,6 +1,7 @@
 /*
  * quant.c - reference quantizers from f32 into the GGUF block types, their
- * importance-weighted variants, llama.cpp's recipes and imatrix files.
+ * importance-weighted variants, llama.cpp's recipes, and the activation-aware
+ * (AWQ) scale search.
  *
  * The output must be byte-identical to llama.cpp's (ggml-quants.c), so the
  * arithmetic follows its order of operations exactly: every float
@@ -24,7 +25,6 @@
 #include <string.h>
 #include <strings.h>
 
-#include "gguf.h"
 #include "kern/kern.h"
 #include "kern/kern_blocks.h"
 
@@ -1022,6 +1022,93 @@ void quant_error(const slm_dtype *t, const float *x, const void *q, int64_t n,
 }
 
 /* ------------------------------------------------------------------------
+ * Activation-aware scales (AWQ)
+ * ------------------------------------------------------------------------ */
+
+void quant_awq_scales(int64_t n, const float *imp, float alpha, float *s)
+{
+	/* magnitudes: root mean squares, floored at 1e-5 of the largest so that
+	 * a dead channel does not get an infinite inverse scale */
+	double top = 0, mean_log = 0;
+	for (int64_t j = 0; j < n; j++)
+		if (sqrt((double)imp[j]) > top)
+			top = sqrt((double)imp[j]);
+	for (int64_t j = 0; j < n && top > 0; j++)
+		mean_log += log(fmax(sqrt((double)imp[j]), 1e-5 * top));
+	mean_log /= (double)(n ? n : 1);
+	for (int64_t j = 0; j < n; j++)
+		s[j] = top > 0 && alpha != 0.0f
+			? (float)exp((double)alpha *
+				     (log(fmax(sqrt((double)imp[j]), 1e-5 * top)) - mean_log))
+			: 1.0f;
+}
+
+void quant_awq_apply(int64_t n, const float *w, const float *s, float d, float *out)
+{
+	for (int64_t j = 0; j < n; j++)
+		out[j] = s ? w[j] * s[j] / d : w[j] / d;
+}
+
+void quant_awq_fold(int64_t n, const float *s, float *v)
+{
+	for (int64_t j = 0; j < n; j++)
+		v[j] /= s[j];
+}
+
+double quant_awq_error(const quant_awq_mat *m, int64_t n, const float *s)
+{
+	size_t rb = (size_t)(n / m->type->block_elems) * m->type->block_bytes;
+	float *x = slm_xmalloc((size_t)n * sizeof *x), *y = slm_xmalloc((size_t)n * sizeof *y);
+	float *qw = slm_xmalloc((size_t)n * sizeof *qw);
+	uint8_t *q = slm_xmalloc(rb ? rb : 1);
+	for (int64_t j = 0; j < n; j++)
+		qw[j] = s ? m->imp[j] / (s[j] * s[j]) : m->imp[j];
+	double err = 0;
+	for (int64_t r = 0; r < m->rows; r++) {
+		const float *w = m->w + r * n;
+		float d = m->row_div ? m->row_div[r] : 1.0f;
+		quant_awq_apply(n, w, s, d, x);
+		quant_rows(m->type, x, q, 1, n, qw);
+		kern_dequant(m->type, q, y, n);
+		for (int64_t j = 0; j < n; j++) {
+			double e = (double)w[j] - (double)y[j] * d / (s ? s[j] : 1.0f);
+			err += (double)m->imp[j] * e * e;
+		}
+	}
+	free(x);
+	free(y);
+	free(qw);
+	free(q);
+	return err;
+}
+
+float quant_awq_search(const quant_awq_mat *m, int nm, int64_t n, const float *imp,
+		       float *s, double *err_best, double *err_none)
+{
+	float *t = slm_xmalloc((size_t)n * sizeof *t);
+	float best_alpha = 0;
+	double best = INFINITY;
+	for (int g = 0; g < QUANT_AWQ_GRID; g++) {
+		float alpha = (float)g / (float)(QUANT_AWQ_GRID - 1);
+		quant_awq_scales(n, imp, alpha, t);
+		double e = 0;
+		for (int k = 0; k < nm; k++)
+			e += quant_awq_error(&m[k], n, t);
+		if (g == 0 && err_none)
+			*err_none = e;
+		if (e < best) { /* ties keep the smaller alpha */
+			best = e;
+			best_alpha = alpha;
+			memcpy(s, t, (size_t)n * sizeof *s);
+		}
+	}
+	free(t);
+	if (err_best)
+		*err_best = best;
+	return best_alpha;
+}
+
+/* ------------------------------------------------------------------------
  * Recipes (llama.cpp's llama_tensor_get_type for the non-IQ file types)
  * ------------------------------------------------------------------------ */
 
@@ -1290,232 +1377,3 @@ void quant_plan(const quant_recipe *r, const quant_model *m, size_t n,
 }
 
 #undef T
-
-/* ------------------------------------------------------------------------
- * Importance matrices
- * ------------------------------------------------------------------------ */
-
-typedef struct im_entry {
-	char *name;
-	float *v;
-	size_t n;
-} im_entry;
-
-struct quant_imatrix {
-	im_entry *e;
-	size_t n, cap;
-};
-
-static im_entry *im_add(quant_imatrix *im, const char *name, size_t len, size_t n)
-{
-	if (im->n == im->cap) {
-		im->cap = im->cap ? 2 * im->cap : 64;
-		im->e = slm_xrealloc(im->e, im->cap * sizeof *im->e);
-	}
-	im_entry *e = &im->e[im->n++];
-	e->name = slm_xmalloc(len + 1);
-	memcpy(e->name, name, len);
-	e->name[len] = 0;
-	e->v = slm_xmalloc((n ? n : 1) * sizeof *e->v);
-	e->n = n;
-	return e;
-}
-
-void quant_imatrix_free(quant_imatrix *im)
-{
-	if (!im)
-		return;
-	for (size_t i = 0; i < im->n; i++) {
-		free(im->e[i].name);
-		free(im->e[i].v);
-	}
-	free(im->e);
-	free(im);
-}
-
-size_t quant_imatrix_count(const quant_imatrix *im)
-{
-	return im ? im->n : 0;
-}
-
-const float *quant_imatrix_find(const quant_imatrix *im, const char *name, size_t *n)
-{
-	for (size_t i = 0; im && i < im->n; i++)
-		if (!strcmp(im->e[i].name, name)) {
-			*n = im->e[i].n;
-			return im->e[i].v;
-		}
-	return NULL;
-}
-
-quant_imatrix *quant_imatrix_new(void)
-{
-	return slm_xcalloc(1, sizeof(quant_imatrix));
-}
-
-void quant_imatrix_set(quant_imatrix *im, const char *name, const float *v, size_t n)
-{
-	for (size_t i = 0; i < im->n; i++)
-		if (!strcmp(im->e[i].name, name)) {
-			free(im->e[i].v);
-			im->e[i].v = slm_xmalloc((n ? n : 1) * sizeof *v);
-			im->e[i].n = n;
-			memcpy(im->e[i].v, v, n * sizeof *v);
-			return;
-		}
-	im_entry *e = im_add(im, name, strlen(name), n);
-	memcpy(e->v, v, n * sizeof *v);
-}
-
-static void put_i32(FILE *f, int32_t v)
-{
-	uint8_t b[4] = { (uint8_t)v, (uint8_t)(v >> 8), (uint8_t)(v >> 16),
-			 (uint8_t)(v >> 24) };
-	fwrite(b, 1, 4, f);
-}
-
-int quant_imatrix_save(const quant_imatrix *im, const char *path, int nchunks,
-		       const char *dataset, slm_err *err)
-{
-	slm_afile af;
-	if (slm_afile_open(&af, path, err) < 0)
-		return -1;
-	/* each entry's means with a call count of 1 (so that they read back
-	 * exactly); the number of chunks goes in the trailer */
-	put_i32(af.fp, (int32_t)im->n);
-	for (size_t i = 0; i < im->n; i++) {
-		const im_entry *e = &im->e[i];
-		put_i32(af.fp, (int32_t)strlen(e->name));
-		fputs(e->name, af.fp);
-		put_i32(af.fp, 1);
-		put_i32(af.fp, (int32_t)e->n);
-		for (size_t k = 0; k < e->n; k++)
-			put_i32(af.fp, (int32_t)kb_f32_bits(e->v[k]));
-	}
-	put_i32(af.fp, nchunks);
-	put_i32(af.fp, (int32_t)strlen(dataset));
-	fputs(dataset, af.fp);
-	if (ferror(af.fp)) {
-		slm_afile_abort(&af);
-		return slm_seterr(err, EX_IOERR, "%s: write error", path);
-	}
-	return slm_afile_commit(&af, err);
-}
-
-static float ld_f32(const uint8_t *p)
-{
-	return kb_bits_f32(kb_ld32(p));
-}
-
-/* GGUF form: NAME.in_sum2 (f32, ne0 x nmat) and NAME.counts (f32, nmat);
- * importance = in_sum2 / count, 1 where a matrix never saw input. */
-static int load_gguf(quant_imatrix *im, gguf_file *g, const char *path, slm_err *err)
-{
-	static const char suf[] = ".in_sum2";
-	for (size_t i = 0; i < gguf_n_tensors(g); i++) {
-		const gguf_tensor *s = gguf_tensor_at(g, i);
-		size_t sl = sizeof suf - 1;
-		if (s->name.len <= sl || memcmp(s->name.ptr + s->name.len - sl, suf, sl))
-			continue;
-		size_t bl = s->name.len - sl;
-		char cname[600];
-		if (bl + 8 > sizeof cname)
-			return slm_seterr(err, EX_DATAERR, "%s: tensor name too long", path);
-		memcpy(cname, s->name.ptr, bl);
-		memcpy(cname + bl, ".counts", 8);
-		const gguf_tensor *c = gguf_find_tensor(g, cname);
-		cname[bl] = 0;
-		if (!c)
-			return slm_seterr(err, EX_DATAERR, "%s: '%s' has sums but no counts",
-					  path, cname);
-		uint64_t ne0 = s->ne[0], nmat = s->size / 4 / (ne0 ? ne0 : 1);
-		if (s->ggml_type != KT_F32 || c->ggml_type != KT_F32 ||
-		    ne0 * nmat * 4 != s->size || c->size < nmat * 4)
-			return slm_seterr(err, EX_DATAERR,
-					  "%s: '%s': sums and counts must be f32, one count per matrix",
-					  path, cname);
-		im_entry *e = im_add(im, cname, bl, (size_t)(ne0 * nmat));
-		for (uint64_t j = 0; j < nmat; j++) {
-			float cnt = ld_f32(c->data + 4 * j);
-			for (uint64_t k = 0; k < ne0; k++)
-				e->v[j * ne0 + k] = cnt > 0.0f
-					? ld_f32(s->data + 4 * (j * ne0 + k)) / cnt : 1.0f;
-		}
-	}
-	if (im->n == 0)
-		return slm_seterr(err, EX_DATAERR, "%s: no importance data (no *.in_sum2 tensors)",
-				  path);
-	return 0;
-}
-
-/* Legacy form: i32 count, then per entry i32 name length, name, i32 ncall,
- * i32 nval, f32 values[nval] (sums over ncall calls); trailing dataset
- * information is ignored. */
-static int load_legacy(quant_imatrix *im, const uint8_t *p, size_t size,
-		       const char *path, slm_err *err)
-{
-	size_t o = 0;
-#define NEED(k) do { if (size - o < (size_t)(k)) \
-	return slm_seterr(err, EX_DATAERR, "%s: truncated imatrix file at byte %zu", path, o); } while (0)
-	NEED(4);
-	int32_t n = (int32_t)kb_ld32(p);
-	o = 4;
-	if (n < 1)
-		return slm_seterr(err, EX_DATAERR, "%s: not an imatrix file (no entries)", path);
-	for (int32_t i = 0; i < n; i++) {
-		NEED(4);
-		int32_t len = (int32_t)kb_ld32(p + o);
-		o += 4;
-		if (len < 1 || len > 4096)
-			return slm_seterr(err, EX_DATAERR, "%s: entry %d: bad name length %d",
-					  path, (int)i + 1, (int)len);
-		NEED(len + 8);
-		const char *name = (const char *)p + o;
-		o += (size_t)len;
-		int32_t ncall = (int32_t)kb_ld32(p + o), nval = (int32_t)kb_ld32(p + o + 4);
-		o += 8;
-		if (nval < 1)
-			return slm_seterr(err, EX_DATAERR, "%s: entry %d: %d values", path,
-					  (int)i + 1, (int)nval);
-		NEED((size_t)nval * 4);
-		im_entry *e = im_add(im, name, (size_t)len, (size_t)nval);
-		for (int32_t k = 0; k < nval; k++) {
-			float v = ld_f32(p + o + 4 * (size_t)k);
-			e->v[k] = ncall > 0 ? v / ncall : v;
-		}
-		o += (size_t)nval * 4;
-	}
-#undef NEED
-	return 0;
-}
-
-int quant_imatrix_load(quant_imatrix **out, const char *path, slm_err *err)
-{
-	char *data;
-	size_t size;
-	if (slm_read_file(path, &data, &size, err) < 0)
-		return -1;
-	quant_imatrix *im = slm_xcalloc(1, sizeof *im);
-	int rc;
-	if (size >= 4 && !memcmp(data, "GGUF", 4)) {
-		gguf_file *g;
-		rc = gguf_open_mem(&g, data, size, path, err);
-		if (rc == 0) {
-			rc = load_gguf(im, g, path, err);
-			gguf_close(g);
-		}
-	} else {
-		rc = load_legacy(im, (const uint8_t *)data, size, path, err);
-	}
-	free(data);
-	for (size_t i = 0; rc == 0 && i < im->n; i++)
-		if (quant_find_nonfinite(im->e[i].v, (int64_t)im->e[i].n) >= 0)
-			rc = slm_seterr(err, EX_DATAERR, "%s: '%s': non-finite importance",
-					path, im->e[i].name);
-	if (rc < 0) {
-		quant_imatrix_free(im);
-		return -1;
-	}
-	*out = im;
-	return 0;
-}

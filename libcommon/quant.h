@@ -2,7 +2,8 @@
  * quant.h - weight quantization: f32 rows into GGUF (ggml) blocks, byte for
  * byte what llama.cpp's reference quantizers (ggml-quants.c) write, with and
  * without an importance matrix; llama.cpp's quantization recipes (Q4_K_M
- * and friends: which tensor gets which type); importance-matrix files.
+ * and friends: which tensor gets which type); the activation-aware (AWQ)
+ * scale search.
  *
  * Produced types: f32 f16 bf16 q8_0 q4_0 q4_1 q5_0 q5_1 q2_k q3_k q4_k q5_k
  * q6_k. The block layouts are in kern/kern_blocks.h; kern_dequant reads
@@ -87,28 +88,45 @@ void quant_plan(const quant_recipe *r, const quant_model *m, size_t n,
 const slm_dtype *quant_fallback(const slm_dtype *t, uint64_t ne0);
 
 /*
- * Importance matrices: per tensor, one importance per input column (mean
- * of the squared activations that multiply that column). Reads llama.cpp's
- * imatrix files, both the GGUF form (tensors NAME.in_sum2 and NAME.counts)
- * and the legacy binary form (imatrix.dat).
+ * Activation-aware scales (AWQ). Matrices that read the same input (q, k
+ * and v after attn_norm; gate and up after ffn_norm) can be quantized as
+ * W diag(s) if whatever makes their input divides it by s (the norm's
+ * weight): the model computes the same function, and the channels whose
+ * activations are large get a finer grid. s_j = a_j^alpha, a_j the root
+ * mean square activation of column j (sqrt of its importance), normalised
+ * to a geometric mean of 1; alpha is searched on a grid of QUANT_AWQ_GRID
+ * points 0, 0.1, ..., 1 for the smallest weighted output error
+ *   sum_rows sum_j imp_j (w_j - deq(quant(w_j s_j)) / s_j)^2,
+ * each candidate quantized with importances imp_j / s_j^2 (those of the
+ * scaled problem). alpha = 0 (s = 1) is plain quantization, so the result
+ * is never worse than that by this measure.
  */
-typedef struct quant_imatrix quant_imatrix;
-int quant_imatrix_load(quant_imatrix **out, const char *path, slm_err *err);
-void quant_imatrix_free(quant_imatrix *im);
-size_t quant_imatrix_count(const quant_imatrix *im);
-/* The importances of a tensor and their count; NULL if absent. */
-const float *quant_imatrix_find(const quant_imatrix *im, const char *name,
-				size_t *n);
-/* Building one from calibration: an empty matrix, then each tensor's n
- * importances (copied; a name set twice is replaced). */
-quant_imatrix *quant_imatrix_new(void);
-void quant_imatrix_set(quant_imatrix *im, const char *name, const float *v,
-		       size_t n);
-/* Write the legacy binary form (what llama-quantize and quant_imatrix_load
- * read) atomically to path ("-": standard output), the values exactly as
- * set; nchunks, the number of calibration chunks, and dataset, the name of
- * their source, go in its trailer as llama-imatrix writes them. */
-int quant_imatrix_save(const quant_imatrix *im, const char *path, int nchunks,
-		       const char *dataset, slm_err *err);
+#define QUANT_AWQ_GRID 11
+
+typedef struct quant_awq_mat {
+	const slm_dtype *type;  /* the block type it is quantized to */
+	const float *w;         /* rows x n weights (all rows, or a sample) */
+	int64_t rows;
+	const float *imp;       /* n importances of its columns */
+	const float *row_div;   /* NULL, or rows divisors: row r is quantized
+	                           as w[r] / row_div[r] (a scale folded into
+	                           its output, e.g. ffn_up's for ffn_down) */
+} quant_awq_mat;
+
+/* The scales for alpha from the group's input importances (n of them);
+ * alpha = 0 gives exactly 1. */
+void quant_awq_scales(int64_t n, const float *imp, float alpha, float *s);
+/* A row as quantized: out[j] = w[j] * s[j] / d (s NULL: 1). */
+void quant_awq_apply(int64_t n, const float *w, const float *s, float d, float *out);
+/* The fold into what makes the input (a norm's weight, or ffn_up's rows
+ * for ffn_down): v[j] /= s[j]. */
+void quant_awq_fold(int64_t n, const float *s, float *v);
+/* The weighted error above of one matrix with column scales s (NULL: 1). */
+double quant_awq_error(const quant_awq_mat *m, int64_t n, const float *s);
+/* Search alpha for nm matrices of n columns sharing the input whose
+ * importances are imp; the best scales go to s (n floats). *err_best: the
+ * error at that alpha; *err_none: at alpha = 0 (either may be NULL). */
+float quant_awq_search(const quant_awq_mat *m, int nm, int64_t n, const float *imp,
+		       float *s, double *err_best, double *err_none);
 
 #endif

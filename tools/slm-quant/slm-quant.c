@@ -1,8 +1,9 @@
 /*
  * slm-quant - quantize a bundle's weights into GGUF block types (Q8_0 ...
  * Q2_K, F16, BF16) with llama.cpp's recipes (Q4_K_M, ...), optionally
- * weighted by an importance matrix. Byte-identical to llama.cpp's
- * quantizer on the same f32 weights.
+ * weighted by an importance matrix and with activation-aware scales folded
+ * into the norms. Without the scales, byte-identical to llama.cpp's
+ * quantizer on the same f32 weights. Also measures importance matrices.
  */
 #include <errno.h>
 #include <fnmatch.h>
@@ -16,6 +17,7 @@
 
 #include "bundle.h"
 #include "cli.h"
+#include "imatrix.h"
 #include "config.h"
 #include "kern/kern.h"
 #include "model.h"
@@ -27,8 +29,9 @@
 static const char usage_text[] =
 	"usage: slm-quant TYPE [IN.slm] [-o OUT.slm] [-t N] [--keep GLOB=TYPE]...\n"
 	"                 [--pure] [--imatrix FILE | --calib STREAM [-c N] [--chunks N]]\n"
-	"                 [--gzip] [-f] [-q] [-v] [--json]\n"
-	"       slm-quant --calib STREAM [-c N] [--chunks N] [-t N] [IN.slm] [-o IMATRIX]\n"
+	"                 [--awq | --no-awq | --awq-alpha A] [--gzip] [-f] [-q] [-v] [--json]\n"
+	"       slm-quant --calib STREAM [-c N] [--chunks N] [--format dat|gguf] [-t N]\n"
+	"                 [IN.slm] [-o IMATRIX]\n"
 	"       slm-quant -h | --help | --version\n";
 
 typedef struct keep_rule {
@@ -40,7 +43,10 @@ static struct {
 	const char *out, *imatrix, *calib;
 	keep_rule *keep;
 	int nkeep, threads, pure, gzip, force, quiet, verbose, json, ctx, chunks;
-} opt;
+	int awq;                 /* -1: for 4-bit types when there are importances */
+	float awq_alpha;         /* >= 0: this alpha instead of the search */
+	int format;              /* -1: from the output's name */
+} opt = { .awq = -1, .format = -1, .awq_alpha = -1 };
 
 /* ---- the plan ---- */
 
@@ -51,6 +57,14 @@ typedef struct job {
 	size_t imat_n;
 	int fallback, requant;
 	int copy;                /* already in its type: bytes copied */
+	/* activation-aware scales: the row is quantized as
+	 * w[j] * col_scale[j] / row_div[r], with importances imat_scaled */
+	const float *col_scale;  /* NULL or ne[0] (its group's) */
+	const float *row_div;    /* NULL or one per row */
+	float *imat_scaled;
+	float *f32;              /* NULL, or the tensor's new f32 data (a
+	                            norm with the inverse scales folded in) */
+	int awq_group;           /* -1, or the group that scaled it */
 } job;
 
 static const char *shown_path(const char *in)
@@ -80,7 +94,7 @@ static quant_model model_facts(json_t *man)
 }
 
 static job *make_plan(const slm_bundle *b, const quant_recipe *r,
-		      const quant_imatrix *im, const char *shown)
+		      const slm_imatrix *im, const char *shown)
 {
 	size_t n = bundle_n_tensors(b);
 	job *jobs = slm_xcalloc(n ? n : 1, sizeof *jobs);
@@ -104,6 +118,7 @@ static job *make_plan(const slm_bundle *b, const quant_recipe *r,
 		job *j = &jobs[i];
 		const slm_tensor *t = bundle_tensor_at(b, i);
 		j->src = t;
+		j->awq_group = -1;
 		j->type = types[i];
 		j->fallback = fb[i];
 		/* a block type is for the matrices the recipe quantizes; keep,
@@ -133,7 +148,7 @@ static job *make_plan(const slm_bundle *b, const quant_recipe *r,
 		}
 		if (im && !j->copy && quant_uses_imatrix(j->type)) {
 			const char *src = opt.imatrix ? opt.imatrix : opt.calib;
-			j->imat = quant_imatrix_find(im, t->name, &j->imat_n);
+			j->imat = imatrix_find(im, t->name, &j->imat_n);
 			uint64_t e2 = t->ndim > 2 ? t->ne[2] : 1;
 			if (j->imat && j->imat_n != t->ne[0] && j->imat_n != t->ne[0] * e2) {
 				if (strcmp(t->name, "token_embd.weight"))
@@ -158,6 +173,251 @@ static job *make_plan(const slm_bundle *b, const quant_recipe *r,
 	return jobs;
 }
 
+/* ---- activation-aware scales (AWQ) ---- */
+
+/* The architectures whose blocks are sequential pre-norm ones, as slm runs
+ * them: attn_norm's output feeds only q, k and v (or the fused qkv),
+ * ffn_norm's only gate and up, and ffn_down reads act(gate) * up; there
+ * dividing the norm weight (or ffn_up's rows) by s undoes W diag(s). */
+static const char *const awq_archs[] = { "llama", "qwen2", "qwen3", "gemma3", "smollm3",
+					 "phi3" };
+
+#define AWQ_MAX_MATS 4
+#define AWQ_SAMPLE_ROWS 512 /* rows of each matrix the search quantizes */
+
+typedef struct awq_group {
+	char input[96];          /* what is divided by s: a norm or ffn_up */
+	int mat[AWQ_MAX_MATS], nm;
+	const float *imp[AWQ_MAX_MATS]; /* their importances */
+	int norm;                /* job of the norm divided by s, or -1 */
+	int up;                  /* job whose rows are divided by s, or -1 */
+	int64_t n;               /* columns */
+	float *s;
+	float alpha;
+	double err, err0;
+} awq_group;
+
+typedef struct awq_ctx {
+	job *jobs;
+	awq_group *g;
+	int ng, phase;           /* phase 0: the ffn_down groups, 1: the others */
+} awq_ctx;
+
+static int find_job(const job *jobs, size_t n, const char *name)
+{
+	for (size_t i = 0; i < n; i++)
+		if (!strcmp(jobs[i].src->name, name))
+			return (int)i;
+	return -1;
+}
+
+static int is_4bit(const slm_dtype *t)
+{
+	return !strcmp(t->name, "q4_0") || !strcmp(t->name, "q4_1") || !strcmp(t->name, "q4_k");
+}
+
+/* Can matrix job j be scaled: a 2-D matrix of n columns
+ * with importances for them (*imp). */
+static int awq_mat_ok(const job *j, int64_t n, const slm_imatrix *im, const float **imp)
+{
+	const slm_tensor *t = j->src;
+	size_t ni = 0;
+	*imp = imatrix_find(im, t->name, &ni);
+	return !j->copy && t->ndim == 2 && (int64_t)t->ne[0] == n && *imp && ni == (size_t)n;
+}
+
+/* Add a group of the matrices named blk.L.<mats> reading the output of
+ * input (a norm, or ffn_up for ffn_down) if all can be scaled. */
+static void awq_add(awq_group **g, int *ng, job *jobs, size_t n, const slm_imatrix *im,
+		    int layer, const char *input, int input_is_norm, const char *const *mats)
+{
+	char name[128];
+	awq_group a = { .norm = -1, .up = -1 };
+	snprintf(a.input, sizeof a.input, "blk.%d.%s.weight", layer, input);
+	int in = find_job(jobs, n, a.input), want = opt.awq == 1;
+	if (in < 0)
+		return;
+	for (int k = 0; mats[k]; k++) {
+		snprintf(name, sizeof name, "blk.%d.%s.weight", layer, mats[k]);
+		int m = find_job(jobs, n, name);
+		if (m < 0)
+			continue;
+		if (a.nm == 0)
+			a.n = (int64_t)jobs[m].src->ne[0];
+		if (!awq_mat_ok(&jobs[m], a.n, im, &a.imp[a.nm]) || jobs[m].awq_group >= 0)
+			return;
+		a.mat[a.nm++] = m;
+		want |= is_4bit(jobs[m].type);
+	}
+	if (a.nm == 0 || !want)
+		return;
+	const job *ij = &jobs[in];
+	const slm_tensor *it = ij->src;
+	if (input_is_norm) {
+		/* a float vector of n, written as f32 */
+		if (it->ndim != 1 || (int64_t)it->ne[0] != a.n || it->dtype->block_elems != 1 ||
+		    ij->type->block_elems != 1)
+			return;
+		a.norm = in;
+	} else {
+		/* ffn_up: its rows are ffn_down's columns; gate and up apart */
+		snprintf(name, sizeof name, "blk.%d.ffn_gate.weight", layer);
+		if (find_job(jobs, n, name) < 0 || it->ndim != 2 || (int64_t)it->ne[1] != a.n ||
+		    ij->copy)
+			return;
+		a.up = in;
+	}
+	for (int k = 0; k < a.nm; k++)
+		jobs[a.mat[k]].awq_group = *ng;
+	*g = slm_xrealloc(*g, (size_t)(*ng + 1) * sizeof **g);
+	(*g)[(*ng)++] = a;
+}
+
+/* Up to AWQ_SAMPLE_ROWS evenly spaced rows of job j as f32 (*rows of
+ * them) and, when div is given, their entries of div. */
+static float *sample_rows(const job *j, const float *div, int64_t *rows, float **div_out)
+{
+	const slm_tensor *t = j->src;
+	int64_t n = (int64_t)t->ne[0], all = (int64_t)t->ne[1];
+	int64_t k = all < AWQ_SAMPLE_ROWS ? all : AWQ_SAMPLE_ROWS;
+	size_t rb = (size_t)(n / t->dtype->block_elems) * t->dtype->block_bytes;
+	float *w = slm_xmalloc((size_t)(k * n) * sizeof *w);
+	*div_out = div ? slm_xmalloc((size_t)k * sizeof **div_out) : NULL;
+	for (int64_t i = 0; i < k; i++) {
+		int64_t r = i * all / k;
+		kern_dequant(t->dtype, (const uint8_t *)t->data + (size_t)r * rb, w + i * n, n);
+		if (div)
+			(*div_out)[i] = div[r];
+	}
+	*rows = k;
+	return w;
+}
+
+static void awq_part(void *arg, int ith, int nth)
+{
+	awq_ctx *c = arg;
+	for (int gi = ith; gi < c->ng; gi += nth) {
+		awq_group *g = &c->g[gi];
+		if ((g->up >= 0) != (c->phase == 0))
+			continue;
+		quant_awq_mat m[AWQ_MAX_MATS];
+		float *w[AWQ_MAX_MATS], *div[AWQ_MAX_MATS];
+		for (int k = 0; k < g->nm; k++) {
+			const job *j = &c->jobs[g->mat[k]];
+			m[k] = (quant_awq_mat){ .type = j->type, .imp = g->imp[k] };
+			w[k] = sample_rows(j, j->row_div, &m[k].rows, &div[k]);
+			m[k].w = w[k];
+			m[k].row_div = div[k];
+		}
+		g->s = slm_xmalloc((size_t)g->n * sizeof *g->s);
+		if (opt.awq_alpha >= 0) {
+			g->alpha = opt.awq_alpha;
+			quant_awq_scales(g->n, m[0].imp, g->alpha, g->s);
+			g->err = g->err0 = 0;
+			for (int k = 0; k < g->nm; k++) {
+				g->err += quant_awq_error(&m[k], g->n, g->s);
+				g->err0 += quant_awq_error(&m[k], g->n, NULL);
+			}
+		} else {
+			g->alpha = quant_awq_search(m, g->nm, g->n, m[0].imp, g->s, &g->err,
+						    &g->err0);
+		}
+		for (int k = 0; k < g->nm; k++) {
+			free(w[k]);
+			free(div[k]);
+		}
+	}
+}
+
+/* Find the groups, search their scales (ffn_down's first: they divide
+ * ffn_up's rows, which gate/up's search must see) and fold them: the
+ * matrices' columns times s, the norm (or ffn_up's rows) divided by s. */
+static awq_group *awq_plan(const slm_bundle *b, job *jobs, const slm_imatrix *im,
+			   slm_pool *pool, int *ngroups)
+{
+	static const char *const attn[] = { "attn_q", "attn_k", "attn_v", "attn_qkv", NULL };
+	static const char *const ffn[] = { "ffn_gate", "ffn_up", NULL };
+	static const char *const down[] = { "ffn_down", NULL };
+	size_t n = bundle_n_tensors(b);
+	awq_group *g = NULL;
+	int ng = 0;
+	*ngroups = 0;
+	quant_model m = model_facts(bundle_manifest(b));
+	int known = 0;
+	for (size_t i = 0; m.arch && i < sizeof awq_archs / sizeof awq_archs[0]; i++)
+		known |= !strcmp(m.arch, awq_archs[i]);
+	if (!known) {
+		if (opt.awq == 1 && !opt.quiet)
+			slm_warn("--awq: architecture %s: no scales (not known to allow folding "
+				 "them into its norms)", m.arch ? m.arch : "unknown");
+		return NULL;
+	}
+	for (int l = 0; l < m.n_layer; l++) {
+		awq_add(&g, &ng, jobs, n, im, l, "ffn_up", 0, down);
+		awq_add(&g, &ng, jobs, n, im, l, "attn_norm", 1, attn);
+		awq_add(&g, &ng, jobs, n, im, l, "ffn_norm", 1, ffn);
+	}
+	awq_ctx c = { .jobs = jobs, .g = g, .ng = ng };
+	for (c.phase = 0; c.phase < 2; c.phase++) {
+		pool_run(pool, awq_part, &c);
+		for (int i = 0; i < ng; i++) {
+			if ((g[i].up >= 0) != (c.phase == 0))
+				continue;
+			if (g[i].up >= 0)
+				jobs[g[i].up].row_div = g[i].s;
+			if (g[i].alpha == 0.0f)
+				continue; /* s = 1: nothing to fold */
+			for (int k = 0; k < g[i].nm; k++) {
+				job *j = &jobs[g[i].mat[k]];
+				j->col_scale = g[i].s;
+				if (!j->imat)
+					continue; /* a type that does not use them */
+				j->imat_scaled = slm_xmalloc((size_t)g[i].n * sizeof(float));
+				for (int64_t x = 0; x < g[i].n; x++)
+					j->imat_scaled[x] = j->imat[x] / (g[i].s[x] * g[i].s[x]);
+			}
+			if (g[i].norm >= 0) {
+				job *nj = &jobs[g[i].norm];
+				nj->f32 = slm_xmalloc((size_t)g[i].n * sizeof(float));
+				kern_dequant(nj->src->dtype, nj->src->data, nj->f32, g[i].n);
+				quant_awq_fold(g[i].n, g[i].s, nj->f32);
+				nj->type = dtype_by_name("f32");
+			}
+		}
+		/* a row divisor of 1 everywhere changes nothing */
+		for (int i = 0; i < ng; i++)
+			if (g[i].up >= 0 && g[i].alpha == 0.0f)
+				jobs[g[i].up].row_div = NULL;
+	}
+	*ngroups = ng;
+	return g;
+}
+
+static void awq_report(const awq_group *g, const job *jobs)
+{
+	const char *names[AWQ_MAX_MATS];
+	for (int k = 0; k < g->nm; k++)
+		names[k] = jobs[g->mat[k]].src->name;
+	if (opt.json) {
+		json_t *t = json_array();
+		for (int k = 0; k < g->nm; k++)
+			json_array_append_new(t, json_string(names[k]));
+		json_t *o = json_pack("{s:s, s:o, s:f, s:f, s:f}", "awq", g->input, "tensors", t,
+				      "alpha", (double)g->alpha, "error", g->err, "error_alpha0",
+				      g->err0);
+		char *s = json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(6));
+		fprintf(stderr, "%s\n", s);
+		free(s);
+		json_decref(o);
+	} else {
+		fprintf(stderr, "%s: awq %-26s alpha %.1f  weighted error %.4e (alpha 0: %.4e):",
+			slm_progname, g->input, (double)g->alpha, g->err, g->err0);
+		for (int k = 0; k < g->nm; k++)
+			fprintf(stderr, " %s", names[k]);
+		fputc('\n', stderr);
+	}
+}
+
 /* ---- quantizing one tensor on the pool ---- */
 
 #define MAX_THREADS 64
@@ -168,7 +428,7 @@ typedef struct work {
 	int64_t n, rows;
 	int stats;
 	/* per thread */
-	float *buf[MAX_THREADS], *tmp[MAX_THREADS];
+	float *buf[MAX_THREADS], *tmp[MAX_THREADS], *scaled[MAX_THREADS];
 	double sse[MAX_THREADS], maxerr[MAX_THREADS];
 	int64_t bad_row[MAX_THREADS], bad_col[MAX_THREADS];
 } work;
@@ -190,10 +450,12 @@ static void quant_part(void *arg, int ith, int nth)
 	for (long r = r0; r < r1; r++) {
 		const uint8_t *src = (const uint8_t *)t->data + (size_t)r * in_rb;
 		uint8_t *dst = w->out + (size_t)r * out_rb;
-		const float *qw = j->imat;
+		const float *qw = j->imat_scaled ? j->imat_scaled : j->imat;
 		if (qw && j->imat_n != (size_t)w->n)
 			qw += (size_t)((uint64_t)r / rows_per_mat) * (size_t)w->n;
-		if (t->dtype->ggml_id == 0)
+		if (j->f32)
+			x = j->f32 + r * w->n;
+		else if (t->dtype->ggml_id == 0)
 			x = (float *)src; /* f32 in place (rows are 4-byte aligned) */
 		else
 			kern_dequant(t->dtype, src, x = w->buf[ith], w->n);
@@ -203,10 +465,28 @@ static void quant_part(void *arg, int ith, int nth)
 			w->bad_col[ith] = c;
 			return;
 		}
-		quant_rows(j->type, x, dst, 1, w->n, qw);
-		if (w->stats)
-			quant_error(j->type, x, dst, w->n, w->tmp[ith], &w->sse[ith],
-				    &w->maxerr[ith]);
+		if (!j->col_scale && !j->row_div) {
+			quant_rows(j->type, x, dst, 1, w->n, qw);
+			if (w->stats)
+				quant_error(j->type, x, dst, w->n, w->tmp[ith], &w->sse[ith],
+					    &w->maxerr[ith]);
+			continue;
+		}
+		/* scaled: quantize w * s / d, measure the error in w's units */
+		float d = j->row_div ? j->row_div[r] : 1.0f, *xs = w->scaled[ith];
+		quant_awq_apply(w->n, x, j->col_scale, d, xs);
+		quant_rows(j->type, xs, dst, 1, w->n, qw);
+		if (w->stats) {
+			float *y = w->tmp[ith];
+			kern_dequant(j->type, dst, y, w->n);
+			for (int64_t k = 0; k < w->n; k++) {
+				double e = fabs((double)y[k] * d / (j->col_scale ? j->col_scale[k] : 1.0f) -
+						(double)x[k]);
+				w->sse[ith] += e * e;
+				if (e > w->maxerr[ith])
+					w->maxerr[ith] = e;
+			}
+		}
 	}
 }
 
@@ -229,6 +509,8 @@ static int quantize_tensor(slm_pool *pool, const job *j, uint8_t *out, int want_
 	for (int i = 0; i < nth; i++) {
 		w->buf[i] = slm_xmalloc((size_t)w->n * sizeof(float));
 		w->tmp[i] = want_stats ? slm_xmalloc((size_t)w->n * sizeof(float)) : NULL;
+		w->scaled[i] = j->col_scale || j->row_div
+			? slm_xmalloc((size_t)w->n * sizeof(float)) : NULL;
 	}
 	pool_run(pool, quant_part, w);
 	int rc = 0;
@@ -236,7 +518,9 @@ static int quantize_tensor(slm_pool *pool, const job *j, uint8_t *out, int want_
 	for (int i = 0; i < nth; i++) {
 		if (w->bad_row[i] >= 0 && rc == 0) {
 			const float *row = NULL;
-			if (t->dtype->ggml_id == 0)
+			if (j->f32)
+				row = j->f32 + w->bad_row[i] * w->n;
+			else if (t->dtype->ggml_id == 0)
 				row = (const float *)t->data + w->bad_row[i] * w->n;
 			else
 				row = w->buf[i];
@@ -251,6 +535,7 @@ static int quantize_tensor(slm_pool *pool, const job *j, uint8_t *out, int want_
 			st->maxerr = w->maxerr[i];
 		free(w->buf[i]);
 		free(w->tmp[i]);
+		free(w->scaled[i]);
 	}
 	free(w);
 	return rc;
@@ -258,7 +543,8 @@ static int quantize_tensor(slm_pool *pool, const job *j, uint8_t *out, int want_
 
 /* ---- output ---- */
 
-static json_t *output_manifest(const slm_bundle *b, const quant_recipe *r)
+static json_t *output_manifest(const slm_bundle *b, const quant_recipe *r,
+				const awq_group *g, int ng)
 {
 	json_t *man = json_deep_copy(bundle_manifest(b));
 	json_object_del(man, "tensors");
@@ -278,6 +564,13 @@ static json_t *output_manifest(const slm_bundle *b, const quant_recipe *r)
 		const char *base = strrchr(imf, '/');
 		json_object_set_new(q, opt.imatrix ? "imatrix" : "calibration",
 				    json_string(base ? base + 1 : imf));
+	}
+	if (ng) {
+		/* the scales folded into norms (or ffn_up), by what was divided */
+		json_t *a = json_object();
+		for (int i = 0; i < ng; i++)
+			json_object_set_new(a, g[i].input, json_real((double)g[i].alpha));
+		json_object_set_new(q, "awq_alpha", a);
 	}
 	if (opt.nkeep) {
 		json_t *k = json_array();
@@ -315,7 +608,8 @@ static int is_tensor_member(const slm_bundle *b, const char *name)
 	return !strcmp(name, SLM_MANIFEST_MEMBER) || !strcmp(name, SLM_MANIFEST_SUM_MEMBER);
 }
 
-static void report(const job *j, uint64_t bytes, const stats *st, double secs)
+static void report(const job *j, const awq_group *g, uint64_t bytes, const stats *st,
+		   double secs)
 {
 	const slm_tensor *t = j->src;
 	double bpw = 8.0 * (double)bytes / (double)t->nelems;
@@ -327,15 +621,21 @@ static void report(const job *j, uint64_t bytes, const stats *st, double secs)
 				      "bytes_out", (json_int_t)bytes, "rmse", rmse, "max_error",
 				      st->maxerr, "fallback", j->fallback, "imatrix",
 				      j->imat != NULL, "seconds", secs);
+		if (j->awq_group >= 0)
+			json_object_set_new(o, "awq_alpha",
+					    json_real((double)g[j->awq_group].alpha));
 		char *s = json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(6));
 		fprintf(stderr, "%s\n", s);
 		free(s);
 		json_decref(o);
 	} else {
-		fprintf(stderr, "%s: %-32s %-5s -> %-5s %6.3f bpw  rmse %.3e  max %.3e%s%s\n",
+		char a[32] = "";
+		if (j->awq_group >= 0)
+			snprintf(a, sizeof a, "  (awq %.1f)", (double)g[j->awq_group].alpha);
+		fprintf(stderr, "%s: %-32s %-5s -> %-5s %6.3f bpw  rmse %.3e  max %.3e%s%s%s\n",
 			slm_progname, t->name, t->dtype->name, j->type->name, bpw, rmse,
 			st->maxerr, j->fallback ? "  (fallback)" : "",
-			j->imat ? "  (imatrix)" : "");
+			j->imat ? "  (imatrix)" : "", a);
 	}
 }
 
@@ -346,11 +646,11 @@ static double now(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static int write_output(const slm_bundle *b, const job *jobs, const quant_recipe *r,
-			slm_pool *pool, const char *shown, slm_err *err)
+static int write_output(const slm_bundle *b, const job *jobs, const awq_group *g, int ng,
+			const quant_recipe *r, slm_pool *pool, const char *shown, slm_err *err)
 {
 	size_t n = bundle_n_tensors(b);
-	json_t *man = output_manifest(b, r);
+	json_t *man = output_manifest(b, r, g, ng);
 	slm_bwriter *w = bwriter_new(man);
 	json_decref(man);
 	uint64_t biggest = 0, in_total = 0, out_total = 0;
@@ -383,6 +683,8 @@ static int write_output(const slm_bundle *b, const job *jobs, const quant_recipe
 	uint8_t *buf = slm_xmalloc(biggest ? (size_t)biggest : 1);
 	int stats_on = opt.verbose || opt.json, rc = 0;
 	double t0 = now();
+	for (int i = 0; i < ng && stats_on; i++)
+		awq_report(&g[i], jobs);
 	for (size_t i = 0; i < n && rc == 0; i++) {
 		const job *j = &jobs[i];
 		const slm_tensor *t = j->src;
@@ -398,7 +700,7 @@ static int write_output(const slm_bundle *b, const job *jobs, const quant_recipe
 				rc = bwriter_write(w, buf, (size_t)sz, err);
 		}
 		if (rc == 0 && stats_on)
-			report(j, sz, &st, now() - ts);
+			report(j, g, sz, &st, now() - ts);
 		in_total += t->size;
 		out_total += sz;
 	}
@@ -508,9 +810,10 @@ static int32_t *read_tokens(const char *path, size_t *n)
 }
 
 /* Run the model over chunks of opt.ctx tokens of the stream (each chunk
- * from position 0, as llama-imatrix does) and return the mean squared
- * input of every column of every weight matrix; *nchunks: chunks run. */
-static quant_imatrix *calibrate(const slm_bundle *b, slm_pool *pool, const char *shown,
+ * from position 0, as llama-imatrix does) and return the sums of squared
+ * inputs of every column of every weight matrix and the number of inputs;
+ * *nchunks: chunks run. */
+static slm_imatrix *calibrate(const slm_bundle *b, slm_pool *pool, const char *shown,
 				int *nchunks)
 {
 	size_t ntok;
@@ -548,14 +851,15 @@ static quant_imatrix *calibrate(const slm_bundle *b, slm_pool *pool, const char 
 			fprintf(stderr, "%s: calibration chunk %ld/%ld\n", slm_progname, k + 1,
 				chunks);
 	}
-	quant_imatrix *im = quant_imatrix_new();
+	slm_imatrix *im = imatrix_new();
 	float *v = NULL;
 	for (size_t i = 0; i < acc.n; i++) {
 		size_t n = (size_t)acc.w[i]->ne[0];
 		v = slm_xrealloc(v, n * sizeof *v);
 		for (size_t j = 0; j < n; j++)
-			v[j] = (float)(acc.sum[i][j] / (double)acc.count[i]);
-		quant_imatrix_set(im, acc.w[i]->name, v, n);
+			v[j] = (float)acc.sum[i][j];
+		float count = (float)acc.count[i];
+		imatrix_set(im, acc.w[i]->name, v, n, &count, 1);
 		free(acc.sum[i]);
 	}
 	free(v);
@@ -595,7 +899,7 @@ static void add_keep(const char *arg)
 
 enum {
 	OPT_VERSION = 256, OPT_KEEP, OPT_PURE, OPT_IMATRIX, OPT_GZIP, OPT_JSON, OPT_CALIB,
-	OPT_CHUNKS
+	OPT_CHUNKS, OPT_AWQ, OPT_NO_AWQ, OPT_AWQ_ALPHA, OPT_FORMAT
 };
 
 int main(int argc, char **argv)
@@ -612,6 +916,10 @@ int main(int argc, char **argv)
 		{ "calib", required_argument, NULL, OPT_CALIB },
 		{ "ctx", required_argument, NULL, 'c' },
 		{ "chunks", required_argument, NULL, OPT_CHUNKS },
+		{ "awq", no_argument, NULL, OPT_AWQ },
+		{ "no-awq", no_argument, NULL, OPT_NO_AWQ },
+		{ "awq-alpha", required_argument, NULL, OPT_AWQ_ALPHA },
+		{ "format", required_argument, NULL, OPT_FORMAT },
 		{ "gzip", no_argument, NULL, OPT_GZIP },
 		{ "json", no_argument, NULL, OPT_JSON },
 		{ "force", no_argument, NULL, 'f' },
@@ -635,6 +943,27 @@ int main(int argc, char **argv)
 		case OPT_CALIB: opt.calib = optarg; break;
 		case 'c': opt.ctx = (int)slm_cli_long("-c", optarg, 8, 1 << 20); break;
 		case OPT_CHUNKS: opt.chunks = (int)slm_cli_long("--chunks", optarg, 1, 1 << 30); break;
+		case OPT_AWQ: opt.awq = 1; break;
+		case OPT_NO_AWQ: opt.awq = 0; break;
+		case OPT_AWQ_ALPHA: {
+			char *end;
+			errno = 0;
+			double a = strtod(optarg, &end);
+			if (errno || end == optarg || *end || !(a >= 0 && a <= 1))
+				slm_die(EX_USAGE, "--awq-alpha: '%s' is not a number in [0, 1]",
+					optarg);
+			opt.awq_alpha = (float)a;
+			opt.awq = 1;
+			break;
+		}
+		case OPT_FORMAT:
+			if (!strcmp(optarg, "dat"))
+				opt.format = IMATRIX_DAT;
+			else if (!strcmp(optarg, "gguf"))
+				opt.format = IMATRIX_GGUF;
+			else
+				slm_die(EX_USAGE, "--format: '%s' is not dat or gguf", optarg);
+			break;
 		case OPT_GZIP: opt.gzip = 1; break;
 		case OPT_JSON: opt.json = 1; break;
 		case 'f': opt.force = 1; break;
@@ -654,6 +983,13 @@ int main(int argc, char **argv)
 			quant_recipe_names());
 	if (opt.calib && opt.imatrix)
 		slm_die(EX_USAGE, "--calib and --imatrix: give one");
+	if (opt.awq == 1 && !opt.calib && !opt.imatrix)
+		slm_die(EX_USAGE, "--awq needs importances: give --imatrix or --calib");
+	if (opt.awq == 0 && opt.awq_alpha >= 0)
+		slm_die(EX_USAGE, "--awq-alpha and --no-awq: give one");
+	if (opt.format >= 0 && !calib_only)
+		slm_die(EX_USAGE, "--format is for the importance matrix --calib writes "
+			"without a type");
 	const char *in = npos == (calib_only ? 1 : 2) ? argv[argc - 1] : "-";
 	if (!opt.out)
 		opt.out = "-";
@@ -666,8 +1002,8 @@ int main(int argc, char **argv)
 		slm_die(EX_USAGE, "--calib -: the bundle cannot come from standard input too");
 
 	slm_err err;
-	quant_imatrix *im = NULL;
-	if (opt.imatrix && quant_imatrix_load(&im, opt.imatrix, &err) < 0)
+	slm_imatrix *im = NULL;
+	if (opt.imatrix && imatrix_load(&im, opt.imatrix, &err) < 0)
 		slm_die_err(&err);
 	slm_bundle *b;
 	if (bundle_open(&b, in, &err) < 0)
@@ -680,20 +1016,33 @@ int main(int argc, char **argv)
 		im = calibrate(b, pool, shown, &chunks);
 		if (calib_only) {
 			const char *base = strrchr(opt.calib, '/');
-			if (quant_imatrix_save(im, opt.out, chunks, base ? base + 1 : opt.calib,
-					       &err) < 0)
+			size_t ol = strlen(opt.out);
+			imatrix_format f = opt.format >= 0 ? (imatrix_format)opt.format
+				: ol > 5 && !strcmp(opt.out + ol - 5, ".gguf") ? IMATRIX_GGUF
+				: IMATRIX_DAT;
+			if (imatrix_save(im, opt.out, f, chunks, opt.ctx ? opt.ctx : 512,
+					 base ? base + 1 : opt.calib, &err) < 0)
 				slm_die_err(&err);
 		}
 	}
 	if (!calib_only) {
 		job *jobs = make_plan(b, r, im, shown);
-		if (write_output(b, jobs, r, pool, shown, &err) < 0)
+		int ng = 0;
+		awq_group *g = im && opt.awq != 0 ? awq_plan(b, jobs, im, pool, &ng) : NULL;
+		if (write_output(b, jobs, g, ng, r, pool, shown, &err) < 0)
 			slm_die_err(&err);
+		for (size_t i = 0; i < bundle_n_tensors(b); i++) {
+			free(jobs[i].imat_scaled);
+			free(jobs[i].f32);
+		}
+		for (int i = 0; i < ng; i++)
+			free(g[i].s);
+		free(g);
 		free(jobs);
 	}
 	pool_free(pool);
 	bundle_close(b);
-	quant_imatrix_free(im);
+	imatrix_free(im);
 	for (int i = 0; i < opt.nkeep; i++)
 		free((char *)opt.keep[i].glob);
 	free(opt.keep);
