@@ -443,7 +443,7 @@ for l in open(sys.argv[1]):
           r["ppl"], r["kld"], r["top1_pct"]))' "$tmp/ppl.json"
 	set -- $(python3 -c '
 import json, sys
-print(*[f"{r[\"ppl\"]} {r[\"kld\"]}" for r in map(json.loads, open(sys.argv[1]))])' "$tmp/ppl.json")
+print(*["%r %r" % (r["ppl"], r["kld"]) for r in map(json.loads, open(sys.argv[1]))])' "$tmp/ppl.json")
 	f32=$1 q8w=$3 q8=$5 q4=$7 q4i=$9 q40=${11} q40i=${13} kq40i=${14} q40a=${15} kq40a=${16}
 	ll=${17:-}
 	check "Q8_0 weights (run in f32) perplexity $q8w within 0.2% of F32's $f32" within "$q8w" "$f32" 0.2
