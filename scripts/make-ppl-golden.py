@@ -22,6 +22,15 @@ computes, exactly as llama.cpp's tools/perplexity/perplexity.cpp does:
   tokens after context tokens + continuation tokens; acc takes the best
   score, acc_norm the best score / len(choice in UTF-8 bytes).
 
+  the same perplexity over tests/data/quant/gpl-3.txt (the GNU GPL version
+  3, about 8000 tokens; verbatim copies are permitted) with CTX_LONG = 512:
+  enough scored tokens (about 4000) that rounding noise averages out, so
+  that a figure within 0.1% of llama.cpp's means something. Under "long":
+  {"text", "ctx", "tokens", "chunks", "scored", "ppl", "ppl_err",
+  "token_nll": [the negative log-likelihood of every scored token, in
+  order], "ppl_variants": {"decode": one token per batch (llama.cpp's
+  decoding path), "kv_f32", "flash_attn"}, "spread"}.
+
 Output: {"model", "gguf", "llama_cpp_python", "text", "ctx", "tokens",
 "chunks", "scored", "add_bos", "ppl", "ppl_err", "chunk_nll": [mean nll of
 each window], "ppl_variants", "spread", "mc": {"file", "questions", "acc",
@@ -36,6 +45,8 @@ own rounding choices, the yardstick for an independent implementation.
 Made with llama-cpp-python 0.3.36 (pip install llama-cpp-python).
 
 Usage: scripts/make-ppl-golden.py [NAME...]   (default: smollm2 gemma3)
+       scripts/make-ppl-golden.py --token-nll [NAME...]   (only add
+       "long"."token_nll" to the existing goldens)
 """
 import json
 import math
@@ -51,6 +62,8 @@ CTX = 128
 HERE = os.path.dirname(os.path.abspath(__file__))
 DATA = os.path.join(HERE, "..", "tests", "data", "perf")
 TEXT = "declaration.txt"
+TEXT_LONG = "../quant/gpl-3.txt"  # shared with tests/quant.sh
+CTX_LONG = 512
 MC = "mc.jsonl"
 
 
@@ -67,7 +80,7 @@ def run(llm, tokens):
     return np.array(llm.scores[: len(tokens)], dtype=np.float32)
 
 
-def perplexity(llm, text):
+def perplexity(llm, text, CTX=CTX):
     vocab = llm.model if hasattr(llm, "model") else None
     add_bos = bool(llama_cpp.llama_vocab_get_add_bos(llama_cpp.llama_model_get_vocab(vocab)))
     bos = llm.token_bos()
@@ -78,7 +91,7 @@ def perplexity(llm, text):
     first = CTX // 2
     nll = nll2 = 0.0
     count = 0
-    chunk_nll = []
+    chunk_nll, token_nll = [], []
     for i in range(n_chunk):
         win = list(tokens[i * CTX:(i + 1) * CTX])
         if add_bos:
@@ -87,6 +100,7 @@ def perplexity(llm, text):
         s = 0.0
         for j in range(first, CTX - 1):
             v = -log_softmax(lg[j])[win[j + 1]]
+            token_nll.append(float("%.7g" % v))
             s += v
             nll += v
             nll2 += v * v
@@ -97,7 +111,8 @@ def perplexity(llm, text):
     var = nll2 / count - mean * mean
     err = ppl * math.sqrt(var / (count - 1)) if var > 0 else 0.0
     return {"ctx": CTX, "tokens": len(tokens), "chunks": n_chunk, "scored": count,
-            "add_bos": add_bos, "ppl": ppl, "ppl_err": err, "chunk_nll": chunk_nll}
+            "add_bos": add_bos, "ppl": ppl, "ppl_err": err, "chunk_nll": chunk_nll,
+            "token_nll": token_nll}
 
 
 def multiple_choice(llm, path):
@@ -129,7 +144,30 @@ def multiple_choice(llm, path):
             "loglik": loglik}
 
 
+def add_token_nll(names):
+    """--token-nll: add "long"."token_nll" to existing goldens (the batched
+    default configuration only; the rest of the golden is kept)."""
+    long_text = open(os.path.join(DATA, TEXT_LONG), "rb").read()
+    for name in names:
+        gguf = subprocess.run(["bash", os.path.join(HERE, "fetch-models"), name],
+                              capture_output=True, text=True).stdout.strip()
+        path = os.path.normpath(os.path.join(DATA, "golden-%s.json" % name))
+        out = json.load(open(path))
+        llm = Llama(gguf, n_ctx=CTX_LONG, n_batch=CTX_LONG, logits_all=True, verbose=False)
+        r = perplexity(llm, long_text, CTX_LONG)
+        if abs(r["ppl"] / out["long"]["ppl"] - 1) > 1e-9:
+            sys.exit("%s: ppl %.6f, golden %.6f: regenerate the whole golden" % (name, r["ppl"], out["long"]["ppl"]))
+        out["long"]["token_nll"] = r["token_nll"]
+        with open(path + ".tmp", "w") as f:
+            json.dump(out, f, indent=1)
+            f.write("\n")
+        os.replace(path + ".tmp", path)
+        print("%s: token_nll added -> %s" % (name, path), file=sys.stderr)
+
+
 def main():
+    if sys.argv[1:2] == ["--token-nll"]:
+        return add_token_nll(sys.argv[2:] or ["smollm2", "gemma3"])
     names = sys.argv[1:] or ["smollm2", "gemma3"]
     text = open(os.path.join(DATA, TEXT), "rb").read()
     for name in names:
@@ -142,6 +180,7 @@ def main():
         out = {"model": name, "gguf": os.path.basename(gguf),
                "llama_cpp_python": llama_cpp.__version__, "text": TEXT}
         out.update(perplexity(llm, text))
+        del out["token_nll"]
         out["mc"] = multiple_choice(llm, os.path.join(DATA, MC))
         del llm
         variants = {"flash_attn": dict(flash_attn=True),
@@ -152,6 +191,23 @@ def main():
             out["ppl_variants"][k] = perplexity(v, text)["ppl"]
             del v
         out["spread"] = max(abs(x / out["ppl"] - 1) for x in out["ppl_variants"].values())
+        long_text = open(os.path.join(DATA, TEXT_LONG), "rb").read()
+        llm = Llama(gguf, n_ctx=CTX_LONG, n_batch=CTX_LONG, logits_all=True, verbose=False)
+        lo = {"text": TEXT_LONG}
+        lo.update(perplexity(llm, long_text, CTX_LONG))
+        del lo["chunk_nll"]  # token_nll kept: the paired test of tests/perf.sh
+        del llm
+        lo["ppl_variants"] = {}
+        for k, kw in [("decode", dict(n_batch=1, n_ubatch=1))] + list(variants.items()):
+            kw = dict(kw)
+            kw.setdefault("n_batch", CTX_LONG)
+            v = Llama(gguf, n_ctx=CTX_LONG, logits_all=True, verbose=False, **kw)
+            lo["ppl_variants"][k] = perplexity(v, long_text, CTX_LONG)["ppl"]
+            del v
+        lo["spread"] = max(abs(x / lo["ppl"] - 1) for x in lo["ppl_variants"].values())
+        out["long"] = lo
+        print("%s: %s -c %d: ppl %.4f, llama.cpp's own variants %s"
+              % (name, TEXT_LONG, CTX_LONG, lo["ppl"], lo["ppl_variants"]), file=sys.stderr)
         path = os.path.normpath(os.path.join(DATA, "golden-%s.json" % name))
         with open(path, "w") as f:
             json.dump(out, f, indent=1)

@@ -5,14 +5,16 @@
 #    BOS handling of llama.cpp's perplexity (golden-NAME.json, made by
 #    scripts/make-ppl-golden.py with llama-cpp-python); the figure equal to
 #    one recomputed here from the model's own logits (tests/logits), so the
-#    method is exact; against llama.cpp's figure: within 0.1% (reported as
-#    TODO while the forward pass rounds differently from llama.cpp's) and
-#    within the spread of llama.cpp's own configurations (golden "spread");
+#    method is exact; within the spread of llama.cpp's own configurations
+#    (golden "spread": on 378 scored tokens rounding alone moves it ~1%);
+#  - ppl over tests/data/quant/gpl-3.txt with -c 512 (~3600 scored tokens),
+#    token by token against llama.cpp's (golden "long", see long_ppl);
 #  - ppl --tokens gives what the text gives; --kld against itself: KL 0,
 #    top-1 100%, dppl 0; --json keys; the text output;
 #  - bench --json / --csv / --markdown on a tiny run; --svg renders
 #    (rsvg-convert, when installed) for bench and ppl --kld;
-#  - mc on mc.jsonl: the keys, accuracy in [0, 1] and llama.cpp's choices;
+#  - mc on mc.jsonl: the keys, accuracy in [0, 1] and llama.cpp's choices
+#    where its best leads by more than 1 nat;
 #  - profile --json; progress lines only on a terminal; usage and data
 #    errors.
 #
@@ -115,6 +117,69 @@ print("%.6f" % math.exp(nll / count))
 EOF
 }
 
+# long_ppl NAME BUNDLE: perplexity over tests/data/quant/gpl-3.txt with -c 512
+# (llama.cpp's windows, ~3600 scored tokens), token by token against
+# llama.cpp's (golden "long"."token_nll"), through slm-gen --echo-logits:
+#  - the tokens and windows are llama.cpp's;
+#  - no systematic difference: the mean of the per-token differences of
+#    the negative log-likelihood is within 2 standard errors of 0 (the
+#    differences are rounding noise, sd ~0.09 nats per token);
+#  - within 0.1% of llama.cpp's perplexity: reported as TODO when not met,
+#    since one standard error of that comparison is ~0.16% on this text
+#    (llama.cpp's own configurations differ from each other by up to 0.3%).
+long_ppl() {
+	lname=$1 lb=$2
+	check "$lname: ppl -c 512 over gpl-3.txt token by token against llama.cpp's: no systematic difference" \
+		sh -c 'slm-tok -m "$1" --json "$2" > "$3/long.tok" &&
+			python3 - "$3/long.tok" "$GOLDEN" > "$3/long.seq" <<PYEOF &&
+import json, sys
+toks = [t for r in map(json.loads, open(sys.argv[1])) if r.get("type") == "seq" for t in r["tokens"]]
+g = json.load(open(sys.argv[2]))["long"]
+if len(toks) != g["tokens"]:
+    sys.exit("%d tokens, llama.cpp %d" % (len(toks), g["tokens"]))
+ctx = g["ctx"]
+for i in range(len(toks) // ctx):
+    w = toks[i * ctx:(i + 1) * ctx]
+    if g["add_bos"]:
+        w[0] = toks[0]
+    print(json.dumps({"type": "seq", "id": i, "tokens": w}))
+PYEOF
+			slm-gen -m "$1" --echo-logits --json -c 512 < "$3/long.seq" > "$3/long.score" &&
+			python3 - "$3/long.score" "$GOLDEN" "$3/long.res" <<PYEOF
+import json, math, sys
+g = json.load(open(sys.argv[2]))["long"]
+lp = {}
+for line in open(sys.argv[1]):
+    r = json.loads(line)
+    if r.get("type") == "score":
+        lp[(r["id"], r["pos"])] = r["logprob"]
+ctx, first = g["ctx"], g["ctx"] // 2
+mine = [-lp[(i, j + 1)] for i in range(g["chunks"]) for j in range(first, ctx - 1)]
+ref = g["token_nll"]
+assert len(mine) == len(ref) == g["scored"], (len(mine), len(ref))
+d = [a - b for a, b in zip(mine, ref)]
+n = len(d)
+mean = sum(d) / n
+sd = math.sqrt(sum((x - mean) ** 2 for x in d) / (n - 1))
+se = sd / math.sqrt(n)
+ppl = math.exp(sum(mine) / n)
+rel = ppl / g["ppl"] - 1
+own = ", ".join("%s %+.3f%%" % (k, 100 * (v / g["ppl"] - 1)) for k, v in sorted(g["ppl_variants"].items()))
+print("slm %.4f, llama.cpp %.4f: %+.3f%% over %d tokens; per-token difference %+.5f +/- %.5f (se; sd %.3f); llama.cpp itself: %s"
+      % (ppl, g["ppl"], 100 * rel, n, mean, se, sd, own))
+json.dump({"rel": rel}, open(sys.argv[3], "w"))
+sys.exit(0 if abs(mean) <= 2 * se else 1)
+PYEOF' sh "$lb" "$top_srcdir/tests/data/quant/gpl-3.txt" "$tmp"
+	sed 's/^/# /' "$tmp/out"
+	if python3 -c 'import json, sys; sys.exit(0 if abs(json.load(open(sys.argv[1]))["rel"]) <= 0.001 else 1)' "$tmp/long.res" 2>/dev/null; then
+		pass "$lname: ppl over gpl-3.txt within 0.1% of llama.cpp's"
+	else
+		n=$((n + 1))
+		echo "not ok $n - $lname: ppl over gpl-3.txt within 0.1% of llama.cpp's # TODO $(python3 -c 'import json, sys; print("%+.3f%%: within the noise of the comparison (se ~0.16%%), not within 0.1%%" % (100 * json.load(open(sys.argv[1]))["rel"]))' "$tmp/long.res" 2>/dev/null)"
+	fi
+	rm -f "$tmp/long.res"
+}
+
 ran=0
 if model smollm2; then
 	ran=1
@@ -130,14 +195,7 @@ if model smollm2; then
 		py 'j["tokens"] == g["tokens"] and j["chunks"] == g["chunks"] and j["scored"] == g["scored"]' "$tmp/ppl.json"
 	check "smollm2: ppl within llama.cpp's own spread of configurations" \
 		py 'abs(j["ppl"] / g["ppl"] - 1) <= g["spread"]' "$tmp/ppl.json"
-	if py 'abs(j["ppl"] / g["ppl"] - 1) <= 0.001' "$tmp/ppl.json" 2>/dev/null; then
-		pass "smollm2: ppl within 0.1% of llama.cpp's"
-	else
-		n=$((n + 1))
-		echo "not ok $n - smollm2: ppl within 0.1% of llama.cpp's # TODO $(python3 -c 'import json, sys
-j = json.load(open(sys.argv[1])); g = json.load(open(sys.argv[2]))
-print("%.4f vs %.4f: %+.2f%%; the forward pass rounds unlike llama.cpp" % (j["ppl"], g["ppl"], 100 * (j["ppl"] / g["ppl"] - 1)))' "$tmp/ppl.json" "$GOLDEN")"
-	fi
+	long_ppl smollm2 "$b"
 	if [ -x "$logits" ]; then
 		# --batch 128: one window per call, as tests/logits runs it (products
 		# may take other paths, e.g. BLIS, for larger batches)
@@ -199,8 +257,13 @@ sys.exit(0 if r.tag.endswith("svg") and len(r.findall(".//{http://www.w3.org/200
 		sh "$b" "$data/mc.jsonl" "$tmp"
 	check "smollm2: mc --json keys, accuracy in [0, 1]" \
 		py 'set(["model", "questions", "acc", "acc_err", "acc_norm", "acc_norm_err"]) <= set(j) and j["questions"] == 5 and 0 <= j["acc"] <= 1 and 0 <= j["acc_norm"] <= 1' "$tmp/mc.json"
-	check "smollm2: mc picks llama.cpp's choices" \
-		py 'j["acc"] == g["mc"]["acc"] and j["acc_norm"] == g["mc"]["acc_norm"] and [max(range(len(r)), key=r.__getitem__) for r in j["loglik"]] == [max(range(len(r)), key=r.__getitem__) for r in g["mc"]["loglik"]]' "$tmp/mc.json"
+	# llama.cpp's choice wherever its best leads the second by more than
+	# MC_TIE nats (two roundings of the same model differ by up to ~0.7 on a
+	# whole continuation's log-likelihood: see tests/gen-golden.sh)
+	check "smollm2: mc picks llama.cpp's choices (but near-ties)" \
+		py 'all(max(range(len(a)), key=a.__getitem__) == max(range(len(b)), key=b.__getitem__)
+			for a, b in zip(j["loglik"], g["mc"]["loglik"])
+			if sorted(b)[-1] - sorted(b)[-2] > 1.0) and len(j["loglik"]) == len(g["mc"]["loglik"])' "$tmp/mc.json"
 	check "smollm2: mc text output" sh -c 'slm-perf mc -q -m "$1" "$2" | grep -Eq "^acc_norm = [01]\.[0-9]{4} ± "' \
 		sh "$b" "$data/mc.jsonl"
 	printf '{"question": "x", "choices": ["a"], "answer": 3}\n' > "$tmp/bad.jsonl"
@@ -237,6 +300,7 @@ if model gemma3; then
 		py 'g["add_bos"] and j["tokens"] == g["tokens"] and j["chunks"] == g["chunks"] and j["scored"] == g["scored"]' "$tmp/gppl.json"
 	check "gemma3: ppl within llama.cpp's own spread of configurations" \
 		py 'abs(j["ppl"] / g["ppl"] - 1) <= g["spread"]' "$tmp/gppl.json"
+	long_ppl gemma3 "$tmp/gemma3.slm"
 	rm -f "$tmp/gemma3.slm"
 else
 	skip "gemma3" "scripts/fetch-models gemma3 failed (offline?)"
