@@ -367,7 +367,7 @@ struct slm_ctx {
 	slm_kv *kv;
 	slm_pool *pool;
 	int max_batch;
-	float *x, *xn, *q, *k, *v, *att, *ffa, *ffb, *tmp;
+	float *x, *xn, *q, *att, *ffa, *tmp;
 	int q_dim, kv_dim, qkv_dim, ff_dim;
 	uint8_t *act;          /* quantized activations */
 	size_t act_cap;
@@ -418,11 +418,8 @@ slm_ctx *ctx_new(const slm_model *m, slm_kv *kv, slm_pool *pool, int max_batch)
 	c->x = slm_xcalloc(B * (size_t)m->n_embd, sizeof(float));
 	c->xn = slm_xcalloc(B * (size_t)m->n_embd, sizeof(float));
 	c->q = slm_xcalloc(B * (size_t)c->qkv_dim, sizeof(float));
-	c->k = slm_xcalloc(B * (size_t)c->kv_dim, sizeof(float));
-	c->v = slm_xcalloc(B * (size_t)c->kv_dim, sizeof(float));
 	c->att = slm_xcalloc(B * (size_t)c->q_dim, sizeof(float));
 	c->ffa = slm_xcalloc(B * (size_t)c->ff_dim, sizeof(float));
-	c->ffb = slm_xcalloc(B * (size_t)m->n_ff, sizeof(float));
 	c->tmp = slm_xcalloc(B * (size_t)m->n_embd, sizeof(float));
 	c->scores = slm_xcalloc((size_t)pool_size(pool) * (size_t)kv->n_ctx, sizeof(float));
 	c->rope_cs = slm_xcalloc((size_t)m->n_rot, sizeof(float));
@@ -494,11 +491,8 @@ void ctx_free(slm_ctx *c)
 	free(c->x);
 	free(c->xn);
 	free(c->q);
-	free(c->k);
-	free(c->v);
 	free(c->att);
 	free(c->ffa);
-	free(c->ffb);
 	free(c->tmp);
 	free(c->scores);
 	free(c->rope_cs);
@@ -819,16 +813,18 @@ void model_forward(slm_ctx *c, const slm_entry *e, int n, float *logits)
 		} else {
 			matmul(c, L->w_up, c->ffa, c->ff_dim, c->xn, D, n);
 		}
+		/* the activation in place of the gate: FFN down reads rows of
+		 * ff_dim (no third buffer of B x n_ff floats) */
 		for (int i = 0; i < n; i++) {
-			const float *g = c->ffa + (size_t)i * (size_t)c->ff_dim, *u = g + F;
-			float *a = c->ffb + (size_t)i * (size_t)F;
+			float *g = c->ffa + (size_t)i * (size_t)c->ff_dim;
+			const float *u = g + F;
 			if (m->gelu)
-				kern_geglu(a, g, u, F);
+				kern_geglu(g, g, u, F);
 			else
-				kern_swiglu(a, g, u, F);
+				kern_swiglu(g, g, u, F);
 		}
 		prof(c, PROF_ACT);
-		matmul(c, L->w_down, c->tmp, D, c->ffb, F, n);
+		matmul(c, L->w_down, c->tmp, D, c->ffa, c->ff_dim, n);
 		for (int i = 0; i < n; i++) {
 			float *t = c->tmp + (size_t)i * (size_t)D, *x = c->x + (size_t)i * (size_t)D;
 			if (L->post_ffn_norm)
