@@ -137,6 +137,46 @@ static int cmp_desc(const void *a, const void *b, void *ctx)
 	return i < j ? -1 : i > j;
 }
 
+/* a before b in the candidate order: higher logit, then lower id */
+static inline int before(const float *v, int32_t a, int32_t b)
+{
+	return v[a] > v[b] || (v[a] == v[b] && a < b);
+}
+
+/* s->idx[0..k) = the k first ids in that order (unsorted): one pass with a
+ * heap of k whose root is the last of them */
+static void select_top(slm_sampler *s, const float *v, int k)
+{
+	int32_t *h = s->idx;
+	for (int i = 0; i < s->n_vocab; i++) {
+		int j;
+		if (i < k) {
+			j = i; /* sift up */
+			while (j > 0 && before(v, h[(j - 1) / 2], i)) {
+				h[j] = h[(j - 1) / 2];
+				j = (j - 1) / 2;
+			}
+			h[j] = i;
+			continue;
+		}
+		if (!before(v, i, h[0]))
+			continue;
+		j = 0; /* replace the root, sift down */
+		for (;;) {
+			int c = 2 * j + 1;
+			if (c >= k)
+				break;
+			if (c + 1 < k && before(v, h[c], h[c + 1]))
+				c++;
+			if (!before(v, i, h[c]))
+				break;
+			h[j] = h[c];
+			j = c;
+		}
+		h[j] = i;
+	}
+}
+
 int32_t sampler_sample(slm_sampler *s, float *logits)
 {
 	const slm_sample_params *p = &s->p;
@@ -144,63 +184,43 @@ int32_t sampler_sample(slm_sampler *s, float *logits)
 	penalize(s, logits);
 	if (p->temp <= 0)
 		return argmax(logits, n);
-	/* candidates sorted by logit, cut by top-k */
+	/* candidates: the top-k by logit (ties by id), unsorted */
 	int k = p->top_k > 0 && p->top_k < n ? p->top_k : n;
-	for (int i = 0; i < n; i++)
-		s->idx[i] = i;
 	if (k < n) {
-		/* partial selection: nth_element-like via quickselect */
-		int lo = 0, hi = n - 1;
-		while (lo < hi) {
-			float pivot = logits[s->idx[(lo + hi) / 2]];
-			int i = lo, j = hi;
-			while (i <= j) {
-				while (logits[s->idx[i]] > pivot)
-					i++;
-				while (logits[s->idx[j]] < pivot)
-					j--;
-				if (i <= j) {
-					int32_t t = s->idx[i];
-					s->idx[i] = s->idx[j];
-					s->idx[j] = t;
-					i++;
-					j--;
-				}
-			}
-			if (k - 1 <= j)
-				hi = j;
-			else if (k - 1 >= i)
-				lo = i;
-			else
-				break;
-		}
+		select_top(s, logits, k);
+	} else {
+		for (int i = 0; i < n; i++)
+			s->idx[i] = i;
 	}
-	qsort_r(s->idx, (size_t)k, sizeof *s->idx, cmp_desc, logits);
-	/* softmax over candidates (for top-p / min-p, before temperature as
-	 * llama.cpp's chain applies temperature last) */
 	float mx = logits[s->idx[0]];
+	for (int i = 1; i < k; i++)
+		mx = logits[s->idx[i]] > mx ? logits[s->idx[i]] : mx;
+	/* softmax over the candidates (for top-p / min-p, before temperature
+	 * as llama.cpp's chain applies temperature last); min-p keeps the
+	 * candidates with p >= min_p * p_best, a prefix of the sorted list: only
+	 * those need sorting */
 	double sum = 0;
+	int m = 0;
 	for (int i = 0; i < k; i++) {
-		s->val[i] = expf(logits[s->idx[i]] - mx);
-		sum += s->val[i];
+		int32_t t = s->idx[i];
+		float v = expf(logits[t] - mx);
+		sum += v;
+		if (p->min_p <= 0.0f || v >= (p->min_p < 1.0f ? p->min_p : 1.0f))
+			s->idx[m++] = t;
 	}
-	int keep = k;
+	qsort_r(s->idx, (size_t)m, sizeof *s->idx, cmp_desc, logits);
+	for (int i = 0; i < m; i++)
+		s->val[i] = expf(logits[s->idx[i]] - mx);
+	int keep = m;
 	if (p->top_p < 1.0f) {
 		double cum = 0;
-		for (int i = 0; i < k; i++) {
+		for (int i = 0; i < m; i++) {
 			cum += s->val[i] / sum;
 			if (cum >= p->top_p) {
 				keep = i + 1;
 				break;
 			}
 		}
-	}
-	if (p->min_p > 0.0f) {
-		float thr = p->min_p * s->val[0]; /* relative to the best */
-		int i = 1;
-		while (i < keep && s->val[i] >= thr)
-			i++;
-		keep = i;
 	}
 	/* temperature, then draw */
 	sum = 0;
