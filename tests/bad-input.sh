@@ -12,6 +12,7 @@
 
 top_srcdir=${top_srcdir:-$(cd "$(dirname "$0")/.." && pwd)}
 top_builddir=${top_builddir:-.}
+. "$top_srcdir/tests/lib.sh"
 mkbundle=$top_builddir/tests/mkbundle
 streamcat=$top_builddir/tests/streamcat
 for p in "$mkbundle" "$streamcat"; do
@@ -20,23 +21,11 @@ for p in "$mkbundle" "$streamcat"; do
 		exit 99
 	fi
 done
-slmpack=$(command -v slm-pack) || slmpack=$top_builddir/tools/slm-pack/slm-pack
-if [ ! -x "$slmpack" ]; then
-	echo "bad-input: slm-pack not found" >&2
-	exit 99
-fi
+. "$top_srcdir/tests/pack-lib.sh"
 have_python=
 command -v python3 >/dev/null 2>&1 && have_python=1
 
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/bad-input.XXXXXX") || exit 99
-bgpid=
-cleanup() {
-	[ -n "$bgpid" ] && kill "$bgpid" 2>/dev/null
-	rm -rf "$tmp"
-}
-trap cleanup EXIT
-trap 'exit 1' INT TERM HUP
-. "$top_srcdir/tests/pack-lib.sh"
+scratch
 pack_init "$tmp"
 
 fsize() { wc -c < "$1" | tr -d ' '; }
@@ -242,6 +231,5 @@ rm -f sent-more
 check "stream: 4 GiB prefix refused without waiting for more input" \
 	test "$(cat rc)" = 65 -a ! -e late
 
-echo "1..$n"
-[ $failed -eq 0 ] || { echo "# $failed of $n failed"; exit 1; }
-exit 0
+plan
+finish

@@ -9,21 +9,16 @@
 # Exit 0 pass, 1 fail, 77 skip (no python3), 99 error.
 
 top_srcdir=${top_srcdir:-$(cd "$(dirname "$0")/.." && pwd)}
-command -v slm-convert >/dev/null 2>&1 || { echo "convert-bad: slm-convert not on PATH" >&2; exit 99; }
+. "$top_srcdir/tests/lib.sh"
+need slm-convert
 if ! command -v python3 >/dev/null 2>&1; then
 	echo "convert-bad: python3 not found, skipping" >&2
 	exit 77
 fi
 
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/convert-bad.XXXXXX") || exit 99
-trap 'rm -rf "$tmp"' EXIT
-trap 'exit 1' INT TERM HUP
+scratch
 mkdir "$tmp/in" "$tmp/out" || exit 99
 python3 "$top_srcdir/scripts/gguf-check.py" bad "$tmp/in" || exit 99
-
-n=0 failed=0
-pass() { n=$((n + 1)); echo "ok $n - $1"; }
-fail() { n=$((n + 1)); failed=$((failed + 1)); echo "not ok $n - $1"; }
 
 # bad DESCRIPTION FILE NAME-IN-MESSAGE REGEX [OPTIONS...]: slm-convert
 # OPTIONS FILE (or < FILE when NAME is "standard input") exits 65 with one
@@ -87,6 +82,5 @@ else
 	fail "missing input: exit 66 (exit $rc)"
 fi
 
-echo "1..$n"
-[ "$failed" = 0 ] || { echo "# $failed of $n failed"; exit 1; }
-exit 0
+plan
+finish

@@ -17,8 +17,9 @@
 # or neither a model nor the vocabularies available), 99 error.
 
 top_srcdir=${top_srcdir:-$(cd "$(dirname "$0")/.." && pwd)}
-. "$top_srcdir/tests/cli-lib.sh"
-cli_init convert-gguf slm-convert slm-pack
+. "$top_srcdir/tests/lib.sh"
+need slm-convert slm-pack
+scratch
 check_py=$top_srcdir/scripts/gguf-check.py
 if ! python3 -c 'import gguf, numpy' >/dev/null 2>&1; then
 	echo "convert-gguf: python3 with gguf and numpy needed (pip install gguf numpy), skipping" >&2
@@ -110,10 +111,9 @@ else
 	skip vocabularies "$vocab not found"
 fi
 
-echo "1..$n"
+plan
 if [ "$ran" = 0 ]; then
 	echo "convert-gguf: no model and no vocabulary available, skipping" >&2
 	exit 77
 fi
-[ "$failed" = 0 ] || { echo "# $failed of $n failed"; exit 1; }
-exit 0
+finish

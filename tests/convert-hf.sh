@@ -15,32 +15,14 @@
 
 set -u
 top_srcdir=${top_srcdir:-$(cd "$(dirname "$0")/.." && pwd)}
+. "$top_srcdir/tests/lib.sh"
 fixture="$top_srcdir/scripts/make-hf-fixture.py"
 
-if ! command -v slm-convert >/dev/null 2>&1; then
-	echo "1..0 # SKIP slm-convert is not built"
-	exit 77
-fi
-if ! python3 -c 'import numpy, safetensors' >/dev/null 2>&1; then
-	echo "1..0 # SKIP python3 lacks numpy or safetensors"
-	exit 77
-fi
+command -v slm-convert >/dev/null 2>&1 || skip_all "slm-convert is not built"
+python3 -c 'import numpy, safetensors' >/dev/null 2>&1 ||
+	skip_all "python3 lacks numpy or safetensors"
 
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/convert-hf.XXXXXX") || exit 99
-trap 'rm -rf "$tmp"' EXIT
-trap 'exit 130' INT TERM
-
-n=0
-failed=0
-ok() { # STATUS DESCRIPTION
-	n=$((n + 1))
-	if [ "$1" -eq 0 ]; then
-		echo "ok $n - $2"
-	else
-		echo "not ok $n - $2"
-		failed=1
-	fi
-}
+scratch
 
 # check BUNDLE DIR [--gguf G]: the fixture's checker, one test per bundle
 check() {
@@ -261,9 +243,8 @@ if [ -n "$gguf" ] && [ -f "$gguf" ] && python3 -c 'import gguf' >/dev/null 2>&1;
 	fi
 	rm -rf "$d" "$tmp/out.slm"
 else
-	n=$((n + 1))
-	echo "ok $n # SKIP SmolLM2 (no scripts/fetch-models result or no gguf module)"
+	skip "SmolLM2 (no scripts/fetch-models result or no gguf module)"
 fi
 
-echo "1..$n"
-exit $failed
+plan
+finish

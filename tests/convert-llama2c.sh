@@ -12,34 +12,15 @@
 
 set -u
 top_srcdir=${top_srcdir:-$(cd "$(dirname "$0")/.." && pwd)}
+. "$top_srcdir/tests/lib.sh"
 fixture="$top_srcdir/scripts/make-llama2c-fixture.py"
 
 for t in slm-convert slm-pack slm-tok; do
-	if ! command -v $t >/dev/null 2>&1; then
-		echo "1..0 # SKIP $t is not built"
-		exit 77
-	fi
+	command -v $t >/dev/null 2>&1 || skip_all "$t is not built"
 done
-if ! python3 -c 'import numpy' >/dev/null 2>&1; then
-	echo "1..0 # SKIP python3 lacks numpy"
-	exit 77
-fi
+python3 -c 'import numpy' >/dev/null 2>&1 || skip_all "python3 lacks numpy"
 
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/convert-llama2c.XXXXXX") || exit 99
-trap 'rm -rf "$tmp"' EXIT
-trap 'exit 130' INT TERM
-
-n=0
-failed=0
-ok() { # STATUS DESCRIPTION
-	n=$((n + 1))
-	if [ "$1" -eq 0 ]; then
-		echo "ok $n - $2"
-	else
-		echo "not ok $n - $2"
-		failed=1
-	fi
-}
+scratch
 
 fx="$tmp/fx"
 python3 "$fixture" "$fx" || exit 99
@@ -292,5 +273,5 @@ bad "tokenizer.bin missing" 66 "$tmp/none.bin" "No such file" \
 cp "$fx/shared.bin" "$tmp/model.bin" || exit 99
 bad "a .bin without --tokenizer" 64 "$tmp/model.bin" "needs --tokenizer" "$tmp/model.bin"
 
-echo "1..$n"
-exit $failed
+plan
+finish

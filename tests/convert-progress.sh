@@ -13,39 +13,21 @@
 
 set -u
 top_srcdir=${top_srcdir:-$(cd "$(dirname "$0")/.." && pwd)}
+. "$top_srcdir/tests/lib.sh"
 
-if ! command -v slm-convert >/dev/null 2>&1; then
-	echo "1..0 # SKIP slm-convert is not built"
-	exit 77
-fi
-if ! script -qec true /dev/null </dev/null >/dev/null 2>&1; then
-	echo "1..0 # SKIP no script(1) from util-linux"
-	exit 77
-fi
+command -v slm-convert >/dev/null 2>&1 || skip_all "slm-convert is not built"
+script -qec true /dev/null </dev/null >/dev/null 2>&1 ||
+	skip_all "no script(1) from util-linux"
 gguf=${SLM_SMOLLM2_GGUF:-}
 if [ -z "$gguf" ] && [ -x "$top_srcdir/scripts/fetch-models" ]; then
 	gguf=$("$top_srcdir/scripts/fetch-models" smollm2 2>/dev/null | tail -n 1)
 fi
 if [ -z "$gguf" ] || [ ! -f "$gguf" ]; then
-	echo "1..0 # SKIP SmolLM2 GGUF not available (scripts/fetch-models smollm2)"
-	exit 77
+	skip_all "SmolLM2 GGUF not available (scripts/fetch-models smollm2)"
 fi
 
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/convert-progress.XXXXXX") || exit 99
-trap 'rm -rf "$tmp"' EXIT
-trap 'exit 130' INT TERM
+scratch
 
-n=0
-failed=0
-ok() { # STATUS DESCRIPTION
-	n=$((n + 1))
-	if [ "$1" -eq 0 ]; then
-		echo "ok $n - $2"
-	else
-		echo "not ok $n - $2"
-		failed=1
-	fi
-}
 # show FILE: a transcript, control characters made visible, as comments
 show() {
 	od -c "$1" | head -n 8 | sed 's/^/# /'
@@ -119,9 +101,8 @@ if python3 -c 'import numpy' >/dev/null 2>&1 &&
 		show "$tmp/tty"
 	fi
 else
-	n=$((n + 1))
-	echo "ok $n # SKIP fast conversion (python3 lacks numpy)"
+	skip "fast conversion (python3 lacks numpy)"
 fi
 
-echo "1..$n"
-exit $failed
+plan
+finish

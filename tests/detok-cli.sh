@@ -24,8 +24,9 @@
 # vocabulary available), 99 error.
 
 top_srcdir=${top_srcdir:-$(cd "$(dirname "$0")/.." && pwd)}
-. "$top_srcdir/tests/cli-lib.sh"
-cli_init detok-cli slm-tok slm-detok slm-convert
+. "$top_srcdir/tests/lib.sh"
+need slm-tok slm-detok slm-convert
+scratch
 data=$top_srcdir/tests/data/cli
 if ! command -v python3 >/dev/null 2>&1; then
 	echo "detok-cli: python3 needed, skipping" >&2
@@ -393,5 +394,5 @@ check "--help: usage on stdout, exit 0" sh -c 'slm-detok --help | grep -q "^usag
 check "--version: 'slm-detok (slm) VERSION', exit 0" \
 	sh -c 'slm-detok --version | grep -Eq "^slm-detok \(slm\) [0-9]"'
 
-echo "1..$n"
-[ $failed -eq 0 ]
+plan
+finish

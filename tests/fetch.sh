@@ -17,22 +17,16 @@
 
 set -u
 top_srcdir=${top_srcdir:-$(cd "$(dirname "$0")/.." && pwd)}
+. "$top_srcdir/tests/lib.sh"
 data=$top_srcdir/tests/data/fetch
 
-if ! command -v slm-fetch >/dev/null 2>&1; then
-	echo "1..0 # SKIP slm-fetch is not built"
-	exit 77
-fi
+command -v slm-fetch >/dev/null 2>&1 || skip_all "slm-fetch is not built"
 NGINX=$(command -v nginx 2>/dev/null)
-for n in /usr/sbin/nginx /usr/local/sbin/nginx; do
-	[ -z "$NGINX" ] && [ -x "$n" ] && NGINX=$n
+for p in /usr/sbin/nginx /usr/local/sbin/nginx; do
+	[ -z "$NGINX" ] && [ -x "$p" ] && NGINX=$p
 done
-if [ -z "$NGINX" ]; then
-	echo "1..0 # SKIP nginx not found (Debian package nginx-light)"
-	exit 77
-fi
+[ -n "$NGINX" ] || skip_all "nginx not found (Debian package nginx-light)"
 
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/fetch.XXXXXX") || exit 99
 stop_nginx() {
 	[ -f "$tmp/nginx.pid" ] || return 0
 	pid=$(cat "$tmp/nginx.pid")
@@ -43,18 +37,14 @@ stop_nginx() {
 		i=$((i + 1))
 	done
 }
-trap 'stop_nginx; rm -rf "$tmp"' EXIT
-trap 'exit 130' INT TERM
+scratch stop_nginx
 
-n=0
-failed=0
-ok() { # STATUS DESCRIPTION
-	n=$((n + 1))
+# ok STATUS DESCRIPTION: lib.sh's, and a failure shows $tmp/err (why)
+ok() {
 	if [ "$1" -eq 0 ]; then
-		echo "ok $n - $2"
+		pass "$2"
 	else
-		echo "not ok $n - $2"
-		failed=$((failed + 1))
+		fail "$2"
 		[ -s "$tmp/err" ] && sed 's/^/# /' "$tmp/err"
 	fi
 }
@@ -396,9 +386,5 @@ HF_HUB_OFFLINE=1 slm-fetch "$HF_ENDPOINT/files/tiny.gguf" -o "$tmp/z" 2>"$tmp/er
 [ $? -eq 69 ]
 ok $? "offline: a URL is refused, exit 69"
 
-echo "1..$n"
-if [ $failed -ne 0 ]; then
-	echo "# $failed of $n failed"
-	exit 1
-fi
-exit 0
+plan
+finish

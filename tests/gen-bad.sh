@@ -16,14 +16,11 @@
 # neither can be had. Exit 0 pass, 1 fail, 77 skip, 99 error.
 
 top_srcdir=${top_srcdir:-$(cd "$(dirname "$0")/.." && pwd)}
-for t in slm-convert slm-gen; do
-	command -v $t >/dev/null 2>&1 || { echo "gen-bad: $t not on PATH" >&2; exit 99; }
-done
+. "$top_srcdir/tests/lib.sh"
+need slm-convert slm-gen
 command -v python3 >/dev/null 2>&1 || { echo "gen-bad: python3 needed, skipping" >&2; exit 77; }
 
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/gen-bad.XXXXXX") || exit 99
-trap 'rm -rf "$tmp"' EXIT
-trap 'exit 1' INT TERM HUP
+scratch
 cd "$tmp" || exit 99
 
 if python3 -c 'import numpy, gguf' >/dev/null 2>&1 &&
@@ -48,18 +45,6 @@ r = gguf.GGUFReader(sys.argv[1])
 print([int(t.shape[1]) for t in r.tensors if t.name == "token_embd.weight"][0])' "$gguf" 2>/dev/null) ;; esac
 case $nv in '' | *[!0-9]*) echo "gen-bad: cannot tell the vocabulary size" >&2; exit 99 ;; esac
 
-n=0 failed=0
-pass() { n=$((n + 1)); echo "ok $n - $1"; }
-fail() { n=$((n + 1)); failed=$((failed + 1)); echo "not ok $n - $1"; }
-check() { # check DESCRIPTION COMMAND...
-	d=$1; shift
-	if "$@" > out 2> err; then
-		pass "$d"
-	else
-		fail "$d"
-		sed 's/^/# /' out err | head -n 20
-	fi
-}
 # py EXPR FILE: EXPR over recs (the JSON records of FILE), by id: toks,
 # ends, errs (id -> list / record / message)
 py() {
@@ -141,6 +126,5 @@ check "-c 100000000 (beyond 16777216): exit 64, one line" \
 	sh -c 'slm-gen -m m.slm --json --temp 0 -c 100000000 < s6 > gen.out 2> gen.err; rc=$?
 		cat gen.err; [ $rc = 64 ] && [ "$(grep -c . gen.err)" = 1 ]'
 
-echo "1..$n"
-[ $failed = 0 ] || exit 1
-exit 0
+plan
+finish

@@ -59,11 +59,10 @@
 
 top_srcdir=${top_srcdir:-$(cd "$(dirname "$0")/.." && pwd)}
 top_builddir=${top_builddir:-$top_srcdir}
+. "$top_srcdir/tests/lib.sh"
 gold=$top_srcdir/tests/data/gen
 logits=$top_builddir/tests/logits
-for t in slm-convert slm-gen; do
-	command -v $t >/dev/null 2>&1 || { echo "gen-golden: $t not on PATH" >&2; exit 99; }
-done
+need slm-convert slm-gen
 [ -x "$logits" ] || { echo "gen-golden: $logits not built (make check builds it)" >&2; exit 99; }
 if ! command -v python3 >/dev/null 2>&1; then
 	echo "gen-golden: python3 needed to read the goldens, skipping" >&2
@@ -72,27 +71,13 @@ fi
 tiny_ok=0
 python3 -c 'import numpy, gguf' >/dev/null 2>&1 && tiny_ok=1
 
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/gen-golden.XXXXXX") || exit 99
-trap 'rm -rf "$tmp"' EXIT
-trap 'exit 1' INT TERM HUP
+scratch
 
 TIE_TINY=0.1 BOUND_TINY=0.1
 TIE_REAL=spread BOUND_REAL=spread  # the golden's "spread"
 
-n=0 failed=0 ran=0
-pass() { n=$((n + 1)); echo "ok $n - $1"; }
-fail() { n=$((n + 1)); failed=$((failed + 1)); echo "not ok $n - $1"; }
-skip() { n=$((n + 1)); echo "ok $n - $1 # SKIP $2"; }
-check() { # check DESCRIPTION COMMAND...
-	d=$1; shift
-	if "$@" > "$tmp/out" 2> "$tmp/err"; then
-		pass "$d"
-		sed 's/^/# /' "$tmp/out"
-	else
-		fail "$d"
-		sed 's/^/# /' "$tmp/out" "$tmp/err" | head -n 30
-	fi
-}
+ran=0
+check_show=1 check_lines=30 # check: the comparisons' figures, also on success
 
 cat > "$tmp/check.py" <<'EOF'
 import json, sys
@@ -412,7 +397,6 @@ for g in "$gold"/*.json; do
 	esac
 done
 
-echo "1..$n"
-[ $failed = 0 ] || exit 1
-[ $ran = 1 ] || exit 77
-exit 0
+plan
+[ $ran = 1 ] || [ $failed != 0 ] || exit 77
+finish

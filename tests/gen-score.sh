@@ -43,8 +43,9 @@ top_builddir=${top_builddir:-$top_srcdir}
 data=$top_srcdir/tests/data/perf
 logits=$top_builddir/tests/logits
 streamcat=$top_builddir/tests/streamcat
-. "$top_srcdir/tests/cli-lib.sh"
-cli_init gen-score slm-gen slm-perf slm-tok slm-convert
+. "$top_srcdir/tests/lib.sh"
+need slm-gen slm-perf slm-tok slm-convert
+scratch
 for p in "$logits" "$streamcat"; do
 	[ -x "$p" ] || { echo "gen-score: $p not built (make check builds it)" >&2; exit 99; }
 done
@@ -373,10 +374,9 @@ else
 	skip "smollm2" "scripts/fetch-models smollm2 failed (offline?)"
 fi
 
-echo "1..$n"
+plan
 if [ "$ran" = 0 ]; then
 	echo "gen-score: no model available, skipping" >&2
 	exit 77
 fi
-[ "$failed" = 0 ] || { echo "# $failed of $n failed"; exit 1; }
-exit 0
+finish

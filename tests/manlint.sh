@@ -9,33 +9,17 @@
 # source tree around this script, every page in it, and mandoc from PATH.
 
 top_srcdir=${top_srcdir:-$(cd "$(dirname "$0")/.." && pwd)}
+. "$top_srcdir/tests/lib.sh"
 if [ -z "${MANDOC+set}" ]; then
 	MANDOC=$(command -v mandoc 2>/dev/null)
 fi
-if [ -z "$MANDOC" ]; then
-	echo "1..0 # SKIP mandoc not found"
-	exit 77
-fi
+[ -n "$MANDOC" ] || skip_all "mandoc not found"
 if [ -z "${MAN_PAGES:-}" ]; then
 	MAN_PAGES=
 	for f in "$top_srcdir"/man/*.[1-9] "$top_srcdir"/tools/*/*.[1-9]; do
 		[ -f "$f" ] && MAN_PAGES="$MAN_PAGES ${f#"$top_srcdir"/}"
 	done
 fi
-
-n=0
-failed=0
-
-ok() {
-	n=$((n + 1))
-	echo "ok $n - $*"
-}
-
-not_ok() {
-	n=$((n + 1))
-	failed=$((failed + 1))
-	echo "not ok $n - $*"
-}
 
 # documented PAGE OPTION: is --OPTION written with the Fl macro in PAGE?
 # (".Fl -json", ".Op Fl -set Ar kv", ".Fl h | -help | -version")
@@ -48,16 +32,16 @@ documented() {
 for page in $MAN_PAGES; do
 	file=$top_srcdir/$page
 	if [ ! -f "$file" ]; then
-		not_ok "$page: no such file"
+		fail "$page: no such file"
 		continue
 	fi
 
 	out=$("$MANDOC" -Tlint -Wwarning "$file" 2>&1)
 	status=$?
 	if [ $status -eq 0 ] && [ -z "$out" ]; then
-		ok "$page: mandoc -Tlint -Wwarning"
+		pass "$page: mandoc -Tlint -Wwarning"
 	else
-		not_ok "$page: mandoc -Tlint -Wwarning (status $status)"
+		fail "$page: mandoc -Tlint -Wwarning (status $status)"
 		printf '%s\n' "$out" | sed 's/^/# /'
 	fi
 
@@ -68,35 +52,31 @@ for page in $MAN_PAGES; do
 	esac
 	tool=$(basename "$page" .1)
 	if ! command -v "$tool" >/dev/null 2>&1; then
-		ok "$page: $tool --help # SKIP $tool not on PATH"
+		skip "$page: $tool --help" "$tool not on PATH"
 		continue
 	fi
 	help=$("$tool" --help 2>&1)
 	status=$?
 	if [ $status -ne 0 ] || [ -z "$help" ]; then
-		not_ok "$page: $tool --help exits $status"
+		fail "$page: $tool --help exits $status"
 		printf '%s\n' "$help" | sed 's/^/# /'
 		continue
 	fi
 	opts=$(printf '%s\n' "$help" |
 		grep -oE -- '--[A-Za-z0-9][A-Za-z0-9_-]*' | sort -u)
 	if [ -z "$opts" ]; then
-		ok "$page: $tool --help lists no long options"
+		pass "$page: $tool --help lists no long options"
 		continue
 	fi
 	for o in $opts; do
 		name=${o#--}
 		if documented "$file" "$name"; then
-			ok "$page: $o"
+			pass "$page: $o"
 		else
-			not_ok "$page: $o (in $tool --help) is not documented"
+			fail "$page: $o (in $tool --help) is not documented"
 		fi
 	done
 done
 
-echo "1..$n"
-if [ $failed -ne 0 ]; then
-	echo "# $failed of $n failed"
-	exit 1
-fi
-exit 0
+plan
+finish

@@ -1,10 +1,13 @@
-# pack-lib.sh - sourced by the tests of slm-pack on bundles (pack-roundtrip.sh,
-# bad-input.sh), which run in their scratch directory. Needs top_srcdir.
+# pack-lib.sh - sourced, after lib.sh, by the tests of slm-pack on bundles
+# (pack-roundtrip.sh, bad-input.sh). They run in their scratch directory
+# and keep what the command under test printed in files out and err there,
+# which their checks read: check leaves its command's output alone
+# (check_capture=no). Needs top_srcdir and top_builddir.
 #
+#   $slmpack                slm-pack from PATH, else the build tree's (exit
+#                           99 when neither is there)
 #   pack_init DIR           cd to DIR, with a private model store under it
 #                           ($HOME, $XDG_DATA_HOME) and no $SLM_MODEL
-#   pass DESC, fail DESC    an "ok" / "not ok" line; $n counts, $failed fails
-#   check DESC COMMAND...   pass if COMMAND succeeds, else fail
 #   lines FILE              the number of lines in FILE
 #   nolsan COMMAND...       for commands meant to fail: error exits leave
 #                           memory allocated, which LeakSanitizer
@@ -14,7 +17,13 @@
 #   bt ARGS...              tests/bundletool.py, an independent reading of
 #                           a bundle (needs python3)
 
-n=0 failed=0
+check_capture=no
+
+slmpack=$(command -v slm-pack) || slmpack=$top_builddir/tools/slm-pack/slm-pack
+if [ ! -x "$slmpack" ]; then
+	echo "$me: slm-pack not found" >&2
+	exit 99
+fi
 
 pack_init() {
 	cd "$1" || exit 99
@@ -24,12 +33,6 @@ pack_init() {
 	mkdir -p "$HOME"
 }
 
-pass() { n=$((n + 1)); echo "ok $n - $1"; }
-fail() { n=$((n + 1)); failed=$((failed + 1)); echo "not ok $n - $1"; }
-check() { # check DESCRIPTION COMMAND...
-	d=$1; shift
-	if "$@"; then pass "$d"; else fail "$d"; fi
-}
 lines() { wc -l < "$1" | tr -d ' '; }
 nolsan() { ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0" "$@"; }
 bt() { python3 "$top_srcdir/tests/bundletool.py" "$@"; }

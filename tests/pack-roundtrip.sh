@@ -11,25 +11,19 @@
 
 top_srcdir=${top_srcdir:-$(cd "$(dirname "$0")/.." && pwd)}
 top_builddir=${top_builddir:-.}
+. "$top_srcdir/tests/lib.sh"
 mkbundle=$top_builddir/tests/mkbundle
 if [ ! -x "$mkbundle" ]; then
 	echo "pack-roundtrip: $mkbundle not built" >&2
 	exit 99
 fi
-slmpack=$(command -v slm-pack) || slmpack=$top_builddir/tools/slm-pack/slm-pack
-if [ ! -x "$slmpack" ]; then
-	echo "pack-roundtrip: slm-pack not found" >&2
-	exit 99
-fi
+. "$top_srcdir/tests/pack-lib.sh"
 if ! command -v python3 >/dev/null 2>&1; then
 	echo "pack-roundtrip: python3 not found, skipping" >&2
 	exit 77
 fi
 
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/pack-roundtrip.XXXXXX") || exit 99
-trap 'rm -rf "$tmp"' EXIT
-trap 'exit 1' INT TERM HUP
-. "$top_srcdir/tests/pack-lib.sh"
+scratch
 pack_init "$tmp" # a private store; no model from the caller's environment
 
 # run COMMAND...: status in $rc, output in out, errors in err
@@ -273,6 +267,5 @@ check "unknown option: exit 64" test $rc -eq 64
 run nolsan "$slmpack" info b.slm extra-arg
 check "extra argument: exit 64" test $rc -eq 64
 
-echo "1..$n"
-[ $failed -eq 0 ] || { echo "# $failed of $n failed"; exit 1; }
-exit 0
+plan
+finish

@@ -24,34 +24,18 @@
 
 top_srcdir=${top_srcdir:-$(cd "$(dirname "$0")/.." && pwd)}
 top_builddir=${top_builddir:-.}
+. "$top_srcdir/tests/lib.sh"
 data=$top_srcdir/tests/data/perf
 logits=$top_builddir/tests/logits
-for t in slm-perf slm-convert slm-tok; do
-	command -v $t >/dev/null 2>&1 || { echo "perf: $t not on PATH" >&2; exit 99; }
-done
+need slm-perf slm-convert slm-tok
 if ! command -v python3 >/dev/null 2>&1; then
 	echo "perf: python3 needed, skipping" >&2
 	exit 77
 fi
 
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/perf.XXXXXX") || exit 99
-trap 'rm -rf "$tmp"' EXIT
-trap 'exit 1' INT TERM HUP
+scratch
 unset SLM_MODEL
 
-n=0 failed=0
-pass() { n=$((n + 1)); echo "ok $n - $1"; }
-fail() { n=$((n + 1)); failed=$((failed + 1)); echo "not ok $n - $1"; }
-skip() { n=$((n + 1)); echo "ok $n - $1 # SKIP $2"; }
-check() { # check DESCRIPTION COMMAND...
-	d=$1; shift
-	if "$@" > "$tmp/out" 2> "$tmp/err"; then
-		pass "$d"
-	else
-		fail "$d"
-		sed 's/^/# /' "$tmp/out" "$tmp/err" | head -n 20
-	fi
-}
 # status_is CODE COMMAND...: exits with CODE and says why on stderr
 status_is() {
 	want=$1; shift
@@ -174,8 +158,7 @@ PYEOF' sh "$lb" "$top_srcdir/tests/data/quant/gpl-3.txt" "$tmp"
 	if python3 -c 'import json, sys; sys.exit(0 if abs(json.load(open(sys.argv[1]))["rel"]) <= 0.001 else 1)' "$tmp/long.res" 2>/dev/null; then
 		pass "$lname: ppl over gpl-3.txt within 0.1% of llama.cpp's"
 	else
-		n=$((n + 1))
-		echo "not ok $n - $lname: ppl over gpl-3.txt within 0.1% of llama.cpp's # TODO $(python3 -c 'import json, sys; print("%+.3f%%: within the noise of the comparison (se ~0.16%%), not within 0.1%%" % (100 * json.load(open(sys.argv[1]))["rel"]))' "$tmp/long.res" 2>/dev/null)"
+		todo "$lname: ppl over gpl-3.txt within 0.1% of llama.cpp's" "$(python3 -c 'import json, sys; print("%+.3f%%: within the noise of the comparison (se ~0.16%%), not within 0.1%%" % (100 * json.load(open(sys.argv[1]))["rel"]))' "$tmp/long.res" 2>/dev/null)"
 	fi
 	rm -f "$tmp/long.res"
 }
@@ -306,10 +289,9 @@ else
 	skip "gemma3" "scripts/fetch-models gemma3 failed (offline?)"
 fi
 
-echo "1..$n"
+plan
 if [ "$ran" = 0 ]; then
 	echo "perf: no model available, skipping" >&2
 	exit 77
 fi
-[ "$failed" = 0 ] || { echo "# $failed of $n failed"; exit 1; }
-exit 0
+finish

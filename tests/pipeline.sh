@@ -24,39 +24,24 @@
 # Exit 0 pass, 1 fail, 77 skip, 99 error.
 
 top_srcdir=${top_srcdir:-$(cd "$(dirname "$0")/.." && pwd)}
+. "$top_srcdir/tests/lib.sh"
 golden=$top_srcdir/tests/data/gen/smollm2.json
-for t in slm-convert slm-tok slm-gen slm-detok; do
-	command -v $t >/dev/null 2>&1 || { echo "pipeline: $t not on PATH" >&2; exit 99; }
-done
+need slm-convert slm-tok slm-gen slm-detok
 command -v python3 >/dev/null 2>&1 || { echo "pipeline: python3 needed, skipping" >&2; exit 77; }
 gguf=$(bash "$top_srcdir/scripts/fetch-models" smollm2 2>/dev/null)
 [ -f "$gguf" ] || { echo "pipeline: scripts/fetch-models smollm2 failed (offline?), skipping" >&2; exit 77; }
 
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/pipeline.XXXXXX") || exit 99
+# at exit, before $tmp goes: release the liveness writer and end it
 cleanup() {
 	touch "$tmp/release" 2>/dev/null
 	[ -n "${live_pid:-}" ] && kill "$live_pid" 2>/dev/null
 	wait 2>/dev/null
-	rm -rf "$tmp"
 }
-trap cleanup EXIT
-trap 'exit 1' INT TERM HUP
+scratch cleanup
 cd "$tmp" || exit 99
 slm-convert -q "$gguf" -o smol.slm || { echo "pipeline: slm-convert failed" >&2; exit 99; }
 
-n=0 failed=0
-pass() { n=$((n + 1)); echo "ok $n - $1"; }
-fail() { n=$((n + 1)); failed=$((failed + 1)); echo "not ok $n - $1"; }
-check() { # check DESCRIPTION COMMAND...
-	d=$1; shift
-	if "$@" > out 2> err; then
-		pass "$d"
-		sed 's/^/# /' out
-	else
-		fail "$d"
-		sed 's/^/# /' out err | head -n 20
-	fi
-}
+check_show=1 # check: the pipeline's output, also on success
 
 # compare K GEN.jsonl TEXT: question K of the golden's pipeline entries
 cat > compare.py <<'EOF'
@@ -169,6 +154,5 @@ check "liveness runs: slm-gen ended the job and exited 0 at the end of input, sa
 	sh -c '[ "$1" = 0 ] && grep -q "\"type\":\"end\"" live.jsonl && [ ! -s live.err ] && cmp live.txt text0.txt' \
 	sh "$live_rc"
 
-echo "1..$n"
-[ $failed = 0 ] || exit 1
-exit 0
+plan
+finish

@@ -38,31 +38,18 @@
 
 top_srcdir=${top_srcdir:-$(cd "$(dirname "$0")/.." && pwd)}
 top_builddir=${top_builddir:-.}
+. "$top_srcdir/tests/lib.sh"
 logits=$top_builddir/tests/logits
-for t in slm-quant slm-convert slm-pack; do
-	command -v $t >/dev/null 2>&1 || { echo "quant: $t not on PATH" >&2; exit 99; }
-done
+need slm-quant slm-convert slm-pack
 gguf=$(bash "$top_srcdir/scripts/fetch-models" smollm2) && [ -f "$gguf" ] || {
 	echo "quant: scripts/fetch-models smollm2 failed (offline?), skipping" >&2
 	exit 77
 }
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/quant.XXXXXX") || exit 99
-trap 'rm -rf "$tmp"' EXIT
-trap 'exit 1' INT TERM HUP
+scratch
 
-n=0 failed=0
-pass() { n=$((n + 1)); echo "ok $n - $1"; }
-fail() { n=$((n + 1)); failed=$((failed + 1)); echo "not ok $n - $1"; }
-skip() { n=$((n + 1)); echo "ok $n - $1 # SKIP $2"; }
 # check and exit_is keep the command's standard error in $tmp/prev.err
 check() { # check DESCRIPTION COMMAND...
-	d=$1; shift
-	if "$@" > "$tmp/out" 2> "$tmp/err"; then
-		pass "$d"
-	else
-		fail "$d"
-		sed 's/^/# /' "$tmp/out" "$tmp/err" | head -n 20
-	fi
+	tap_check "$@"
 	cp "$tmp/err" "$tmp/prev.err"
 }
 # exit_is CODE DESCRIPTION COMMAND...: the command fails with CODE
@@ -462,5 +449,5 @@ else
 	skip "perplexity" "no slm-perf, no $text or no calibrated model"
 fi
 
-echo "1..$n"
-[ "$failed" = 0 ]
+plan
+finish

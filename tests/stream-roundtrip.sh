@@ -4,31 +4,21 @@
 # is byte-identical, non-canonical msgpack becomes canonical, and records
 # pass through a live pipe as soon as each is complete.
 #
-# Environment (from make check): top_builddir. Exit 0 pass, 1 fail, 99 error.
+# Environment (from make check): top_srcdir, top_builddir. Exit 0 pass,
+# 1 fail, 99 error.
 
+top_srcdir=${top_srcdir:-$(cd "$(dirname "$0")/.." && pwd)}
 top_builddir=${top_builddir:-.}
+. "$top_srcdir/tests/lib.sh"
 streamcat=$top_builddir/tests/streamcat
 if [ ! -x "$streamcat" ]; then
 	echo "stream-roundtrip: $streamcat not built" >&2
 	exit 99
 fi
 
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/stream-roundtrip.XXXXXX") || exit 99
-bgpid=
-cleanup() {
-	[ -n "$bgpid" ] && kill "$bgpid" 2>/dev/null
-	rm -rf "$tmp"
-}
-trap cleanup EXIT
-trap 'exit 1' INT TERM HUP
-
-n=0 failed=0
-pass() { n=$((n + 1)); echo "ok $n - $1"; }
-fail() { n=$((n + 1)); failed=$((failed + 1)); echo "not ok $n - $1"; }
-check() { # check DESCRIPTION COMMAND...
-	d=$1; shift
-	if "$@"; then pass "$d"; else fail "$d"; fi
-}
+bgpid= # the streamcat of a live test, ended at exit
+scratch '[ -z "$bgpid" ] || kill "$bgpid" 2>/dev/null'
+check_capture=no # checks read $tmp/err of the command run before them
 have_python=
 command -v python3 >/dev/null 2>&1 && have_python=1
 
@@ -152,6 +142,5 @@ live "msgpack -> JSON lines" "$tmp/rec1.mp" "$tmp/rec2.mp" "$streamcat" --json
 live "JSON -> msgpack -> JSON (two processes)" "$tmp/rec1.jsonl" "$tmp/rec2.jsonl" \
 	sh -c '"$0" | "$0" --json' "$streamcat"
 
-echo "1..$n"
-[ $failed -eq 0 ] || { echo "# $failed of $n failed"; exit 1; }
-exit 0
+plan
+finish

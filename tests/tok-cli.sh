@@ -24,8 +24,9 @@
 # shared vocabularies nor SmolLM2 available), 99 error.
 
 top_srcdir=${top_srcdir:-$(cd "$(dirname "$0")/.." && pwd)}
-. "$top_srcdir/tests/cli-lib.sh"
-cli_init tok-cli slm-tok slm-convert
+. "$top_srcdir/tests/lib.sh"
+need slm-tok slm-convert
+scratch
 data=$top_srcdir/tests/data/cli
 if ! command -v python3 >/dev/null 2>&1; then
 	echo "tok-cli: python3 needed, skipping" >&2
@@ -292,5 +293,5 @@ status 64 "--lines with --jsonl: exit 64" slm-tok -m "$plain" --lines --jsonl "$
 status 64 "two operands: exit 64" slm-tok -m "$plain" "$tmp/hi.txt" "$tmp/hi.txt"
 status 66 "missing input file: exit 66" slm-tok -m "$plain" "$tmp/missing.txt"
 
-echo "1..$n"
-[ $failed -eq 0 ]
+plan
+finish
