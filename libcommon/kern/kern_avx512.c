@@ -387,8 +387,9 @@ AI void mt_tile(const int T, const int C, int64_t nb, const uint8_t *W,
 }
 
 /* One function per activation count: rows in tiles of 16 (the last one
- * partial); a matvec prefetches the next tile's rows. */
-#define MT_FN(NAME, T, C) \
+ * partial); a matvec prefetches the next tile's rows. TILE is the tile
+ * function, QB the elements of a block. */
+#define MT_FN(NAME, TILE, QB, T, C) \
 	static __attribute__((noinline)) void NAME##_c##C( \
 		int64_t nb, const uint8_t *w, size_t rb, int64_t nr, \
 		const uint8_t *a, size_t as, float *y, int64_t ldy) \
@@ -397,13 +398,16 @@ AI void mt_tile(const int T, const int C, int64_t nb, const uint8_t *W,
 			int k = nr - r < MT_ROWS ? (int)(nr - r) : MT_ROWS; \
 			const uint8_t *pf = C == 1 && MT_PFD && r + (MT_PFD + 1) * MT_ROWS <= nr ? \
 				w + (r + MT_PFD * MT_ROWS) * rb : NULL; \
-			mt_tile(T, C, nb, w + r * rb, rb, k, a, as, y + r, ldy, \
-				pf, (size_t)MT_ROWS * rb / (size_t)nb); \
+			TILE(T, C, nb, w + r * rb, rb, k, a, as, y + r, ldy, \
+			     pf, (size_t)MT_ROWS * rb / (size_t)nb); \
 		} \
 	}
-#define MT_DRIVER(NAME, T) \
-	MT_FN(NAME, T, 1) MT_FN(NAME, T, 2) MT_FN(NAME, T, 3) MT_FN(NAME, T, 4) \
-	MT_FN(NAME, T, 5) MT_FN(NAME, T, 6) MT_FN(NAME, T, 7) MT_FN(NAME, T, 8) \
+#define MT_DRIVER(NAME, T) MT_DRIVER_G(NAME, mt_tile, QK, T)
+#define MT_DRIVER_G(NAME, TILE, QB, T) \
+	MT_FN(NAME, TILE, QB, T, 1) MT_FN(NAME, TILE, QB, T, 2) \
+	MT_FN(NAME, TILE, QB, T, 3) MT_FN(NAME, TILE, QB, T, 4) \
+	MT_FN(NAME, TILE, QB, T, 5) MT_FN(NAME, TILE, QB, T, 6) \
+	MT_FN(NAME, TILE, QB, T, 7) MT_FN(NAME, TILE, QB, T, 8) \
 	static void NAME(int64_t n, const void *W, size_t rb, int64_t nr, \
 			 const void *acts, size_t as, int B, float *y, \
 			 int64_t ldy) \
@@ -415,7 +419,7 @@ AI void mt_tile(const int T, const int C, int64_t nb, const uint8_t *W,
 		const uint8_t *a = acts; \
 		for (int b = 0; b < B; b += 8) { \
 			int c = B - b < 8 ? B - b : 8; \
-			tab[c - 1](n / QK, W, rb, nr, a + b * as, as, y + b * ldy, ldy); \
+			tab[c - 1](n / (QB), W, rb, nr, a + b * as, as, y + b * ldy, ldy); \
 		} \
 	}
 MT_DRIVER(mt_q4_0, KT_Q4_0)
@@ -433,91 +437,6 @@ AI __m512i sc_idx(int base, int per)
 	for (int k = 0; k < 32; k++)
 		e[k] = (short)(base + k / per);
 	return ld512(e);
-}
-
-AI void mmk45_tile(const int T, const int R, const int C, int64_t nb,
-		   const uint8_t *W, size_t rb, const uint8_t *A, size_t as,
-		   float *y, int64_t ldy)
-{
-	const int hb = T == KT_Q5_K;
-	const int bb = hb ? 176 : 144, qo = hb ? 48 : 16;
-	const size_t aqo = ak_qs_off(nb), abo = ak_bs_off(nb);
-	const __m256i m4 = _mm256_set1_epi8(0x0f);
-	const __m256i mdup = _mm256_set_epi16(7, 7, 6, 6, 5, 5, 4, 4, 3, 3, 2, 2, 1, 1, 0, 0);
-	const __m512i sidx = sc_idx(0, 16);
-	__m512 acc[4][4];
-	__m256 accm[4][4];
-#pragma GCC unroll 4
-	for (int r = 0; r < R; r++)
-#pragma GCC unroll 4
-		for (int c = 0; c < C; c++) {
-			acc[r][c] = _mm512_setzero_ps();
-			accm[r][c] = _mm256_setzero_ps();
-		}
-	for (int64_t i = 0; i < nb; i++) {
-		float da[4];
-		__m256i bsum[4];
-#pragma GCC unroll 4
-		for (int c = 0; c < C; c++) {
-			const uint8_t *ac = A + c * as;
-			da[c] = kb_bits_f32(kb_ld32(ac + 4 * i));
-			bsum[c] = ld256(ac + abo + 32 * i);
-		}
-#pragma GCC unroll 4
-		for (int r = 0; r < R; r++) {
-			const uint8_t *b = W + r * rb + i * bb;
-			uint8_t sm[16];
-			kb_scales_k4(b + 4, sm);
-			__m128i smv = ld128(sm);
-			__m512i sc16 = _mm512_castsi128_si512(_mm_cvtepu8_epi16(smv));
-			__m256i m16 = _mm256_permutexvar_epi16(mdup,
-				_mm256_castsi128_si256(_mm_cvtepu8_epi16(_mm_srli_si128(smv, 8))));
-			__m512i hbits = hb ? _mm512_broadcast_i64x4(ld256(b + 16)) : _mm512_setzero_si512();
-			__m512i isum[4];
-#pragma GCC unroll 4
-			for (int c = 0; c < C; c++)
-				isum[c] = _mm512_setzero_si512();
-#pragma GCC unroll 4
-			for (int j = 0; j < 4; j++) {
-				__m256i q = ld256(b + qo + 32 * j);
-				__m512i z = _mm512_inserti64x4(
-					_mm512_castsi256_si512(_mm256_and_si256(q, m4)),
-					_mm256_and_si256(_mm256_srli_epi16(q, 4), m4), 1);
-				if (hb) {
-					__m512i bit = _mm512_inserti64x4(
-						_mm512_set1_epi8((char)(1 << (2 * j))),
-						_mm256_set1_epi8((char)(1 << (2 * j + 1))), 1);
-					__mmask64 k = _mm512_test_epi8_mask(hbits, bit);
-					z = _mm512_mask_add_epi8(z, k, z, _mm512_set1_epi8(0x10));
-				}
-				__m512i s = _mm512_permutexvar_epi16(
-					_mm512_add_epi16(sidx, _mm512_set1_epi16((short)(2 * j))), sc16);
-#pragma GCC unroll 4
-				for (int c = 0; c < C; c++) {
-					__m512i a = ld512(A + c * as + aqo + QKK * i + 64 * j);
-					isum[c] = _mm512_dpwssd_epi32(isum[c], _mm512_maddubs_epi16(z, a), s);
-				}
-			}
-			float d = h2f(b), dmin = h2f(b + 2);
-#pragma GCC unroll 4
-			for (int c = 0; c < C; c++) {
-				acc[r][c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum[c]),
-							    _mm512_set1_ps(da[c] * d), acc[r][c]);
-				accm[r][c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_madd_epi16(bsum[c], m16)),
-							     _mm256_set1_ps(da[c] * dmin), accm[r][c]);
-			}
-		}
-	}
-#pragma GCC unroll 4
-	for (int r = 0; r < R; r++)
-#pragma GCC unroll 4
-		for (int c = 0; c < C; c++) {
-			__m256 m = accm[r][c];
-			__m128 m4 = _mm_add_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
-			m4 = _mm_add_ps(m4, _mm_movehl_ps(m4, m4));
-			m4 = _mm_add_ss(m4, _mm_movehdup_ps(m4));
-			y[c * ldy + r] = _mm512_reduce_add_ps(acc[r][c]) - _mm_cvtss_f32(m4);
-		}
 }
 
 AI void mmq6k_tile(const int T, const int R, const int C, int64_t nb,
@@ -590,13 +509,152 @@ AI void mmq6k_tile(const int T, const int R, const int C, int64_t nb,
 			y[c * ldy + r] = _mm512_reduce_add_ps(acc[r][c]);
 }
 
-#define TILEK45(T, R, C, n, w, rb, a, as, y, ldy) \
-	mmk45_tile(T, R, C, (n) / QKK, w, rb, a, as, y, ldy)
 #define TILEQ6K(T, R, C, n, w, rb, a, as, y, ldy) \
 	mmq6k_tile(T, R, C, (n) / QKK, w, rb, a, as, y, ldy)
-MM_DRIVER(mm_q4_k, TILEK45, KT_Q4_K)
-MM_DRIVER(mm_q5_k, TILEK45, KT_Q5_K)
 MM_DRIVER(mm_q6_k, TILEQ6K, KT_Q6_K)
+
+/* ---------------------------------------------------------------------
+ * k-quants, 16 rows per vector (as q4_0 above): a tile's 16 rows are read
+ * side by side, 16 bytes at a time, transposed so that a vector holds 4
+ * quants of 16 rows, and multiplied by activation bytes broadcast from
+ * memory (vpdpbusd). A sub-block's integer dot comes out whole in each
+ * row's lane; the sub-block scales (a lane per row, decoded from the
+ * transposed scale bytes) multiply it (vpmulld) into the block's integer
+ * sum. The min / offset term, sum over sub-blocks of m_g (or -32 sc_g for
+ * q6_K) times the activation's bsum_g, is a few vpdpwssd of the rows'
+ * int16 pairs with bsum pairs broadcast from memory. The weights of a
+ * tile are decoded once per block for up to MT_C activations.
+ *
+ * Float order, the same for every tile shape (batch and split invariance):
+ * for each row and activation, over the blocks i in order,
+ * acc = fma(float(isum_i), d_i * d_a,i, acc), and for q4_K and q5_K
+ * accm = fma(float(msum_i), dmin_i * d_a,i, accm); the result is
+ * acc (- accm).
+ * --------------------------------------------------------------------- */
+
+/* vpshufb control: in every dword, byte 0 = byte j of the dword (and
+ * byte 2 too if pair), the others 0 */
+AI __m512i kbsel(int j, int pair)
+{
+	uint32_t v = pair ? (uint32_t)j * 0x10001u | 0x80008000u : (uint32_t)j | 0x80808000u;
+	uint32_t e[16];
+	for (int d = 0; d < 16; d++)
+		e[d] = v + (pair ? 0x40004u : 4u) * (uint32_t)(d % 4);
+	return _mm512_loadu_si512(e);
+}
+
+/* rows [0, nr) (nr <= 16) x activations [0, C) of q4_K / q5_K */
+AI void mtk45_tile(const int T, const int C, int64_t nb, const uint8_t *W,
+		   size_t rb, int nr, const uint8_t *A, size_t as, float *y,
+		   int64_t ldy, const uint8_t *pf, size_t pfstep)
+{
+	const int hb = T == KT_Q5_K;
+	const int bb = hb ? 176 : 144, qo = hb ? 48 : 16;
+	const size_t aqo = ak_qs_off(nb), abo = ak_bs_off(nb);
+	const __m512i m4 = _mm512_set1_epi8(0x0f), m6 = _mm512_set1_epi8(0x3f);
+	const __m512i m30 = _mm512_set1_epi8(0x30);
+	const uint8_t *rp[MT_ROWS];
+	for (int r = 0; r < MT_ROWS; r++)
+		rp[r] = W + (r < nr ? r : nr - 1) * rb;
+	__m512 acc[8], accm[8];
+#pragma GCC unroll 8
+	for (int c = 0; c < C; c++)
+		acc[c] = accm[c] = _mm512_setzero_ps();
+	for (int64_t i = 0; i < nb; i++) {
+		if (pf)
+			for (size_t o = 0; o < MT_ROWS * (size_t)bb; o += 64)
+				_mm_prefetch((const char *)pf + i * pfstep + o, MT_PFH);
+		const size_t bo = (size_t)i * bb;
+		__m512i Z[4], Hd[4];
+		mt_loadp(rp, bo, Z);
+		mt_tr(Z, Hd);
+		/* Hd[0]: d, dmin; Hd[1..3]: the 12 scale bytes */
+		__m512 dw = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(Hd[0]));
+		__m512 mw = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(Hd[0], 16)));
+		__m512i u[4];
+		u[0] = _mm512_and_si512(Hd[1], m6);
+		u[1] = _mm512_or_si512(_mm512_and_si512(Hd[3], m4),
+				       _mm512_and_si512(_mm512_srli_epi32(Hd[1], 2), m30));
+		u[2] = _mm512_and_si512(Hd[2], m6);
+		u[3] = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi32(Hd[3], 4), m4),
+				       _mm512_and_si512(_mm512_srli_epi32(Hd[2], 2), m30));
+		__m512i H[8];
+		if (hb) {
+			mt_loadp(rp, bo + 16, Z);
+			mt_tr(Z, H);
+			mt_loadp(rp, bo + 32, Z);
+			mt_tr(Z, H + 4);
+		}
+		__m512i isum[8];
+#pragma GCC unroll 8
+		for (int c = 0; c < C; c++)
+			isum[c] = _mm512_setzero_si512();
+#pragma GCC unroll 4
+		for (int q = 0; q < 4; q++) {
+			__m512i Tq[8], Q[16];
+			mt_loadp(rp, bo + qo + 32 * q, Z);
+			mt_tr(Z, Tq);
+			mt_loadp(rp, bo + qo + 32 * q + 16, Z);
+			mt_tr(Z, Tq + 4);
+#pragma GCC unroll 8
+			for (int k = 0; k < 8; k++) {
+				Q[k] = _mm512_and_si512(Tq[k], m4);
+				Q[8 + k] = _mm512_and_si512(_mm512_srli_epi16(Tq[k], 4), m4);
+				if (hb) {
+					/* the 5th bits: bit 2q (2q + 1) of qh[l] */
+					const __m512i x10 = _mm512_set1_epi8(0x10);
+					__mmask64 kl = _mm512_test_epi8_mask(H[k], _mm512_set1_epi8((char)(1 << (2 * q))));
+					__mmask64 kh = _mm512_test_epi8_mask(H[k], _mm512_set1_epi8((char)(2 << (2 * q))));
+					Q[k] = _mm512_mask_add_epi8(Q[k], kl, Q[k], x10);
+					Q[8 + k] = _mm512_mask_add_epi8(Q[8 + k], kh, Q[8 + k], x10);
+				}
+			}
+			/* sub-blocks 2q (low nibbles) and 2q + 1 (high nibbles) */
+			const int j0 = 2 * q, j1 = 2 * q + 1;
+			__m512i sc0 = _mm512_shuffle_epi8(u[j0 >> 2], kbsel(j0 & 3, 0));
+			__m512i sc1 = _mm512_shuffle_epi8(u[j1 >> 2], kbsel(j1 & 3, 0));
+#pragma GCC unroll 8
+			for (int c = 0; c < C; c++) {
+				const uint8_t *aq = A + c * as + aqo + QKK * i + 64 * q;
+				__m512i s0 = _mm512_setzero_si512(), s1 = _mm512_setzero_si512();
+				__m512i s2 = _mm512_setzero_si512(), s3 = _mm512_setzero_si512();
+#pragma GCC unroll 4
+				for (int k = 0; k < 4; k++) {
+					s0 = _mm512_dpbusd_epi32(s0, Q[k], bc32(aq + 4 * k));
+					s1 = _mm512_dpbusd_epi32(s1, Q[4 + k], bc32(aq + 16 + 4 * k));
+					s2 = _mm512_dpbusd_epi32(s2, Q[8 + k], bc32(aq + 32 + 4 * k));
+					s3 = _mm512_dpbusd_epi32(s3, Q[12 + k], bc32(aq + 48 + 4 * k));
+				}
+				isum[c] = _mm512_add_epi32(isum[c], _mm512_add_epi32(
+					_mm512_mullo_epi32(_mm512_add_epi32(s0, s1), sc0),
+					_mm512_mullo_epi32(_mm512_add_epi32(s2, s3), sc1)));
+			}
+		}
+		/* the mins: m_j (twice, int16) times bsum pair j */
+		__m512i M[8];
+#pragma GCC unroll 8
+		for (int j = 0; j < 8; j++)
+			M[j] = _mm512_shuffle_epi8(u[2 + (j >> 2)], kbsel(j & 3, 1));
+#pragma GCC unroll 8
+		for (int c = 0; c < C; c++) {
+			const uint8_t *ac = A + c * as;
+			__m512i ms = _mm512_setzero_si512();
+#pragma GCC unroll 8
+			for (int j = 0; j < 8; j++)
+				ms = _mm512_dpwssd_epi32(ms, M[j], bc32(ac + abo + 32 * i + 4 * j));
+			__m512 da = _mm512_set1_ps(kb_bits_f32(kb_ld32(ac + 4 * i)));
+			acc[c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum[c]), _mm512_mul_ps(dw, da), acc[c]);
+			accm[c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(ms), _mm512_mul_ps(mw, da), accm[c]);
+		}
+	}
+	const __mmask16 km = (__mmask16)((1u << nr) - 1);
+#pragma GCC unroll 8
+	for (int c = 0; c < C; c++)
+		_mm512_mask_storeu_ps(y + c * ldy, km, _mm512_sub_ps(acc[c], accm[c]));
+}
+
+MT_DRIVER_G(mt_q4_k, mtk45_tile, QKK, KT_Q4_K)
+MT_DRIVER_G(mt_q5_k, mtk45_tile, QKK, KT_Q5_K)
 
 /* ---------------------------------------------------------------------
  * Float weights: f32, f16 (f32 activations), bf16 (bf16 activations)
@@ -920,8 +978,8 @@ void kern_avx512_fill(kern_ops *o, int has_bf16)
 	o->matmul[KT_Q5_0] = mm_q5_0;
 	o->matmul[KT_Q5_1] = mm_q5_1;
 	o->matmul[KT_Q8_0] = mt_q8_0;
-	o->matmul[KT_Q4_K] = mm_q4_k;
-	o->matmul[KT_Q5_K] = mm_q5_k;
+	o->matmul[KT_Q4_K] = mt_q4_k;
+	o->matmul[KT_Q5_K] = mt_q5_k;
 	o->matmul[KT_Q6_K] = mm_q6_k;
 	o->rmsnorm = rmsnorm_avx512;
 	o->softmax = softmax_avx512;
