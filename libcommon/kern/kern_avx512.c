@@ -308,6 +308,37 @@ AI void mt_loadp(const uint8_t *const *rp, size_t off, __m512i Z[4])
 	}
 }
 
+/* 32 bytes of 16 rows: T[k] lane r = dword k of the 32 bytes at
+ * qp[r] + off, qp from mt_rows32. Two rows per vector (a 256-bit half
+ * each, one plain load and one insert), 4 x 4 dword transposes within the
+ * 128-bit lanes, then vshufi32x4 gathers the lanes; the rows come out in
+ * the order 0 2 4 6 1 3 5 7 8 10 ... of the vectors' halves, which
+ * mt_rows32 undoes in advance */
+AI void mt_load32(const uint8_t *const *qp, size_t off, __m512i T[8])
+{
+	__m512i Z[8], U[4], V[4];
+#pragma GCC unroll 8
+	for (int p = 0; p < 8; p++)
+		Z[p] = _mm512_inserti64x4(_mm512_castsi256_si512(ld256(qp[2 * p] + off)),
+					  ld256(qp[2 * p + 1] + off), 1);
+	mt_tr(Z, U);
+	mt_tr(Z + 4, V);
+#pragma GCC unroll 4
+	for (int k = 0; k < 4; k++) {
+		T[k] = _mm512_shuffle_i32x4(U[k], V[k], 0x88);	   /* lanes 0 2 | 0 2 */
+		T[4 + k] = _mm512_shuffle_i32x4(U[k], V[k], 0xdd); /* lanes 1 3 | 1 3 */
+	}
+}
+
+/* the row pointers for mt_load32: qp[8h + 2a + s] = rp[8h + 4s + a] */
+AI void mt_rows32(const uint8_t *const *rp, const uint8_t **qp)
+{
+	for (int h = 0; h < 2; h++)
+		for (int a = 0; a < 4; a++)
+			for (int s = 0; s < 2; s++)
+				qp[8 * h + 2 * a + s] = rp[8 * h + 4 * s + a];
+}
+
 /* rows [0, nr) (nr <= 16) x activations [0, C): a tile; rows past nr
  * repeat the last one (their results are not stored) */
 AI void mt_tile(const int T, const int C, int64_t nb, const uint8_t *W,
@@ -427,93 +458,6 @@ MT_DRIVER(mt_q4_1, KT_Q4_1)
 MT_DRIVER(mt_q8_0, KT_Q8_0)
 
 /* ---------------------------------------------------------------------
- * k-quants: vpmaddubsw, then vpdpwssd with the sub-block scales
- * --------------------------------------------------------------------- */
-
-/* 32 int16 lanes: lane k = src lane (base + k / per) */
-AI __m512i sc_idx(int base, int per)
-{
-	short e[32];
-	for (int k = 0; k < 32; k++)
-		e[k] = (short)(base + k / per);
-	return ld512(e);
-}
-
-AI void mmq6k_tile(const int T, const int R, const int C, int64_t nb,
-		   const uint8_t *W, size_t rb, const uint8_t *A, size_t as,
-		   float *y, int64_t ldy)
-{
-	(void)T;
-	const size_t aqo = ak_qs_off(nb), abo = ak_bs_off(nb);
-	const __m512i m4 = _mm512_set1_epi8(0x0f), m3 = _mm512_set1_epi8(3);
-	const __m512i m30 = _mm512_set1_epi8(0x30);
-	const __m512i hsh = _mm512_inserti64x4(_mm512_setzero_si512(), _mm256_set1_epi16(2), 1);
-	const __m512i sidx = sc_idx(0, 8);
-	__m512 acc[4][4];
-#pragma GCC unroll 4
-	for (int r = 0; r < R; r++)
-#pragma GCC unroll 4
-		for (int c = 0; c < C; c++)
-			acc[r][c] = _mm512_setzero_ps();
-	for (int64_t i = 0; i < nb; i++) {
-		float da[4];
-		__m256i bsum[4];
-#pragma GCC unroll 4
-		for (int c = 0; c < C; c++) {
-			const uint8_t *ac = A + c * as;
-			da[c] = kb_bits_f32(kb_ld32(ac + 4 * i));
-			bsum[c] = ld256(ac + abo + 32 * i);
-		}
-#pragma GCC unroll 4
-		for (int r = 0; r < R; r++) {
-			const uint8_t *b = W + r * rb + i * 210;
-			__m256i sc16y = _mm256_cvtepi8_epi16(ld128(b + 192));
-			__m512i sc16 = _mm512_castsi256_si512(sc16y);
-			__m512i isum[4];
-#pragma GCC unroll 4
-			for (int c = 0; c < C; c++) /* the -32 offset: 32 sum sc bsum */
-				isum[c] = _mm512_zextsi256_si512(
-					_mm256_slli_epi32(_mm256_madd_epi16(bsum[c], sc16y), 5));
-#pragma GCC unroll 2
-			for (int h = 0; h < 2; h++) {
-				__m512i L = ld512(b + 64 * h);
-				__m512i H = _mm512_srlv_epi16(_mm512_broadcast_i64x4(ld256(b + 128 + 32 * h)), hsh);
-				__m512i z[2];
-				z[0] = _mm512_ternarylogic_epi32(L, m4,
-					_mm512_slli_epi16(_mm512_and_si512(H, m3), 4), 0xea);
-				z[1] = _mm512_ternarylogic_epi32(_mm512_srli_epi16(L, 4), m4,
-					_mm512_and_si512(H, m30), 0xea);
-#pragma GCC unroll 2
-				for (int k = 0; k < 2; k++) {
-					__m512i s = _mm512_permutexvar_epi16(
-						_mm512_add_epi16(sidx, _mm512_set1_epi16((short)(8 * h + 4 * k))), sc16);
-#pragma GCC unroll 4
-					for (int c = 0; c < C; c++) {
-						__m512i a = ld512(A + c * as + aqo + QKK * i + 128 * h + 64 * k);
-						__m512i p = _mm512_maddubs_epi16(z[k], a);
-						isum[c] = _mm512_sub_epi32(isum[c], _mm512_madd_epi16(p, s));
-					}
-				}
-			}
-			float d = h2f(b + 208);
-#pragma GCC unroll 4
-			for (int c = 0; c < C; c++) /* isum holds -(sum) */
-				acc[r][c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum[c]),
-							    _mm512_set1_ps(-da[c] * d), acc[r][c]);
-		}
-	}
-#pragma GCC unroll 4
-	for (int r = 0; r < R; r++)
-#pragma GCC unroll 4
-		for (int c = 0; c < C; c++)
-			y[c * ldy + r] = _mm512_reduce_add_ps(acc[r][c]);
-}
-
-#define TILEQ6K(T, R, C, n, w, rb, a, as, y, ldy) \
-	mmq6k_tile(T, R, C, (n) / QKK, w, rb, a, as, y, ldy)
-MM_DRIVER(mm_q6_k, TILEQ6K, KT_Q6_K)
-
-/* ---------------------------------------------------------------------
  * k-quants, 16 rows per vector (as q4_0 above): a tile's 16 rows are read
  * side by side, 16 bytes at a time, transposed so that a vector holds 4
  * quants of 16 rows, and multiplied by activation bytes broadcast from
@@ -556,6 +500,8 @@ AI void mtk45_tile(const int T, const int C, int64_t nb, const uint8_t *W,
 	const uint8_t *rp[MT_ROWS];
 	for (int r = 0; r < MT_ROWS; r++)
 		rp[r] = W + (r < nr ? r : nr - 1) * rb;
+	const uint8_t *qp[MT_ROWS];
+	mt_rows32(rp, qp);
 	__m512 acc[8], accm[8];
 #pragma GCC unroll 8
 	for (int c = 0; c < C; c++)
@@ -579,12 +525,8 @@ AI void mtk45_tile(const int T, const int C, int64_t nb, const uint8_t *W,
 		u[3] = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi32(Hd[3], 4), m4),
 				       _mm512_and_si512(_mm512_srli_epi32(Hd[2], 2), m30));
 		__m512i H[8];
-		if (hb) {
-			mt_loadp(rp, bo + 16, Z);
-			mt_tr(Z, H);
-			mt_loadp(rp, bo + 32, Z);
-			mt_tr(Z, H + 4);
-		}
+		if (hb)
+			mt_load32(qp, bo + 16, H);
 		__m512i isum[8];
 #pragma GCC unroll 8
 		for (int c = 0; c < C; c++)
@@ -592,10 +534,7 @@ AI void mtk45_tile(const int T, const int C, int64_t nb, const uint8_t *W,
 #pragma GCC unroll 4
 		for (int q = 0; q < 4; q++) {
 			__m512i Tq[8], Q[16];
-			mt_loadp(rp, bo + qo + 32 * q, Z);
-			mt_tr(Z, Tq);
-			mt_loadp(rp, bo + qo + 32 * q + 16, Z);
-			mt_tr(Z, Tq + 4);
+			mt_load32(qp, bo + qo + 32 * q, Tq);
 #pragma GCC unroll 8
 			for (int k = 0; k < 8; k++) {
 				Q[k] = _mm512_and_si512(Tq[k], m4);
@@ -653,8 +592,126 @@ AI void mtk45_tile(const int T, const int C, int64_t nb, const uint8_t *W,
 		_mm512_mask_storeu_ps(y + c * ldy, km, _mm512_sub_ps(acc[c], accm[c]));
 }
 
+/* rows [0, nr) (nr <= 16) x activations [0, C) of q6_K: quants made
+ * unsigned (0..63), the -32 offset through the bsums: isum starts from
+ * sum_g -32 sc_g bsum_g (int16 pairs of sub-blocks 2p, 2p + 1) */
+AI void mtq6k_tile(const int T, const int C, int64_t nb, const uint8_t *W,
+		   size_t rb, int nr, const uint8_t *A, size_t as, float *y,
+		   int64_t ldy, const uint8_t *pf, size_t pfstep)
+{
+	(void)T;
+	const int bb = 210;
+	const size_t aqo = ak_qs_off(nb), abo = ak_bs_off(nb);
+	const __m512i m4 = _mm512_set1_epi8(0x0f), m30 = _mm512_set1_epi8(0x30);
+	const uint8_t *rp[MT_ROWS];
+	for (int r = 0; r < MT_ROWS; r++)
+		rp[r] = W + (r < nr ? r : nr - 1) * rb;
+	const uint8_t *qp[MT_ROWS];
+	mt_rows32(rp, qp);
+	uint32_t dt[2][MT_ROWS];
+	_Alignas(64) int32_t scv[16][16];
+	_Alignas(32) int32_t bsp[8][8];
+	/* bsum words 0 2 1 3, 4 6 5 7 ...: dwords (4k, 4k+2), (4k+1, 4k+3) */
+	const __m256i bsx = _mm256_broadcastsi128_si256(_mm_setr_epi8(
+		0, 1, 4, 5, 2, 3, 6, 7, 8, 9, 12, 13, 10, 11, 14, 15));
+	__m512 acc[8];
+#pragma GCC unroll 8
+	for (int c = 0; c < C; c++)
+		acc[c] = _mm512_setzero_ps();
+	/* d (f16 @208) in the high half of the word @206 */
+	mt_scales(rp, 206, dt[0]);
+	for (int64_t i = 0; i < nb; i++) {
+		const size_t bo = (size_t)i * bb;
+		if (i + 1 < nb)
+			mt_scales(rp, bo + bb + 206, dt[(i + 1) & 1]);
+		if (pf)
+			for (size_t o = 0; o < MT_ROWS * (size_t)bb; o += 64)
+				_mm_prefetch((const char *)pf + i * pfstep + o, MT_PFH);
+		__m512i Z[4], S[4];
+		mt_loadp(rp, bo + 192, Z);
+		mt_tr(Z, S); /* S[k] lane r: scales 4k..4k+3 of row r */
+		/* sc as int16 pairs: e (sc_4k, sc_4k+2), o (sc_4k+1, sc_4k+3);
+		 * the bsums in that order (pairs (4k, 4k+2), (4k+1, 4k+3)) */
+		__m512i E[4], O[4];
+#pragma GCC unroll 4
+		for (int k = 0; k < 4; k++) {
+			E[k] = _mm512_srai_epi16(_mm512_slli_epi16(S[k], 8), 8);
+			O[k] = _mm512_srai_epi16(S[k], 8);
+		}
+		/* the 16 sub-block scales, sign-extended, through the stack (the
+		 * vpmulld take them from memory) */
+#pragma GCC unroll 16
+		for (int g = 0; g < 16; g++)
+			_mm512_store_si512(scv[g], _mm512_srai_epi32(
+				_mm512_slli_epi32(S[g >> 2], 24 - 8 * (g & 3)), 24));
+		__m512i isum[8];
+#pragma GCC unroll 8
+		for (int c = 0; c < C; c++) {
+			__m256i bs = ld256(A + c * as + abo + 32 * i);
+			_mm256_store_si256((__m256i *)bsp[c], _mm256_shuffle_epi8(bs, bsx));
+			__m512i s = _mm512_setzero_si512();
+#pragma GCC unroll 4
+			for (int k = 0; k < 4; k++) {
+				s = _mm512_dpwssd_epi32(s, E[k], _mm512_set1_epi32(bsp[c][2 * k]));
+				s = _mm512_dpwssd_epi32(s, O[k], _mm512_set1_epi32(bsp[c][2 * k + 1]));
+			}
+			isum[c] = _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_slli_epi32(s, 5));
+		}
+#pragma GCC unroll 1
+		for (int h = 0; h < 2; h++) {
+			__m512i H[8];
+			mt_load32(qp, bo + 128 + 32 * h, H);
+#pragma GCC unroll 2
+			for (int g = 0; g < 2; g++) { /* groups g (low nibbles) and g + 2 (high) */
+				__m512i L[8];
+				mt_load32(qp, bo + 64 * h + 32 * g, L);
+#pragma GCC unroll 2
+				for (int hi = 0; hi < 2; hi++) {
+					__m512i Q[8];
+#pragma GCC unroll 8
+					for (int m = 0; m < 8; m++) {
+						/* 2 high bits: bits 2 (g + 2 hi) of qh */
+						const int sh = 2 * (g + 2 * hi);
+						__m512i hx = sh < 4 ? _mm512_slli_epi16(H[m], 4 - sh) :
+							     sh > 4 ? _mm512_srli_epi16(H[m], sh - 4) : H[m];
+						__m512i lx = hi ? _mm512_srli_epi16(L[m], 4) : L[m];
+						Q[m] = _mm512_ternarylogic_epi32(lx, m4, _mm512_and_si512(hx, m30), 0xea);
+					}
+					/* sub-blocks of group g + 2 hi of half h */
+					const int sb = 8 * h + 2 * (g + 2 * hi);
+					const __m512i *sc = (const __m512i *)scv[0] + sb;
+#pragma GCC unroll 8
+					for (int c = 0; c < C; c++) {
+						const uint8_t *aq = A + c * as + aqo + QKK * i + 16 * sb;
+						__m512i s0 = _mm512_setzero_si512(), s1 = _mm512_setzero_si512();
+#pragma GCC unroll 4
+						for (int k = 0; k < 4; k++) {
+							s0 = _mm512_dpbusd_epi32(s0, Q[k], bc32(aq + 4 * k));
+							s1 = _mm512_dpbusd_epi32(s1, Q[4 + k], bc32(aq + 16 + 4 * k));
+						}
+						isum[c] = _mm512_add_epi32(isum[c], _mm512_add_epi32(
+							_mm512_mullo_epi32(s0, sc[0]), _mm512_mullo_epi32(s1, sc[1])));
+					}
+				}
+			}
+		}
+		__m512i sv = _mm512_loadu_si512(dt[i & 1]);
+		__m512 dw = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(sv, 16)));
+#pragma GCC unroll 8
+		for (int c = 0; c < C; c++) {
+			__m512 da = _mm512_set1_ps(kb_bits_f32(kb_ld32(A + c * as + 4 * i)));
+			acc[c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum[c]), _mm512_mul_ps(dw, da), acc[c]);
+		}
+	}
+	const __mmask16 km = (__mmask16)((1u << nr) - 1);
+#pragma GCC unroll 8
+	for (int c = 0; c < C; c++)
+		_mm512_mask_storeu_ps(y + c * ldy, km, acc[c]);
+}
+
 MT_DRIVER_G(mt_q4_k, mtk45_tile, QKK, KT_Q4_K)
 MT_DRIVER_G(mt_q5_k, mtk45_tile, QKK, KT_Q5_K)
+MT_DRIVER_G(mt_q6_k, mtq6k_tile, QKK, KT_Q6_K)
 
 /* ---------------------------------------------------------------------
  * Float weights: f32, f16 (f32 activations), bf16 (bf16 activations)
@@ -980,7 +1037,7 @@ void kern_avx512_fill(kern_ops *o, int has_bf16)
 	o->matmul[KT_Q8_0] = mt_q8_0;
 	o->matmul[KT_Q4_K] = mt_q4_k;
 	o->matmul[KT_Q5_K] = mt_q5_k;
-	o->matmul[KT_Q6_K] = mm_q6_k;
+	o->matmul[KT_Q6_K] = mt_q6_k;
 	o->rmsnorm = rmsnorm_avx512;
 	o->softmax = softmax_avx512;
 	o->swiglu = swiglu_avx512;
