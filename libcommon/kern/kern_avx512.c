@@ -283,44 +283,86 @@ AI __m512i bc32(const uint8_t *p)
 	return _mm512_set1_epi32((int)kb_ld32(p));
 }
 
+/* The rows of a tile. A full tile (16 rows of the matrix) addresses row r
+ * as a base (rows 0 or 8) plus a multiple of the row stride (rb, 3 rb,
+ * 5 rb, 7 rb times 1, 2, 4): 6 registers, where 16 row pointers would not
+ * fit in the general registers (a matvec: +2-6% on the k-quants; several
+ * activations lose as much: they keep the pointers). A partial tile (a
+ * matrix of fewer than 16 rows) has pointers, the rows past the end
+ * repeating the last one. */
+typedef struct {
+	const uint8_t *W;
+	size_t rb, rb3, rb5, rb7;
+	const uint8_t *rp[MT_ROWS];
+} mtrows;
+
+AI void mt_rows_init(mtrows *R, const uint8_t *W, size_t rb, int nr)
+{
+	R->W = W;
+	R->rb = rb;
+	R->rb3 = 3 * rb;
+	R->rb5 = 5 * rb;
+	R->rb7 = 7 * rb;
+	for (int r = 0; r < MT_ROWS; r++)
+		R->rp[r] = W + (r < nr ? r : nr - 1) * rb;
+}
+
+AI const uint8_t *mt_row(const int full, const mtrows *R, int r, size_t off)
+{
+	if (!full)
+		return R->rp[r] + off;
+	const uint8_t *b = R->W + off + (r >= 8 ? 8 * R->rb : 0);
+	switch (r & 7) {
+	case 0: return b;
+	case 1: return b + R->rb;
+	case 2: return b + 2 * R->rb;
+	case 3: return b + R->rb3;
+	case 4: return b + 4 * R->rb;
+	case 5: return b + R->rb5;
+	case 6: return b + 2 * R->rb3;
+	default: return b + R->rb7;
+	}
+}
+
 /* the 4-byte scale words (f16 d, and m above it for q4_1) of block i of
  * 16 rows into a table slot (scalar loads and stores: the vector pipes,
  * the bottleneck, are busy with the shuffles) */
-AI void mt_scales(const uint8_t *const *rp, size_t off, uint32_t *slot)
+AI void mt_scales(const int full, const mtrows *R, size_t off, uint32_t *slot)
 {
 #pragma GCC unroll 16
 	for (int r = 0; r < MT_ROWS; r++) {
 		/* a plain store: not assembled in a vector by vpinsrd */
-		uint32_t v = kb_ld32(rp[r] + off);
+		uint32_t v = kb_ld32(mt_row(full, R, r, off));
 		__asm__("movl %1, %0" : "=m"(slot[r]) : "r"(v));
 	}
 }
 
-/* lane L of Z[j] = 16 bytes at rp[4L + j] + off */
-AI void mt_loadp(const uint8_t *const *rp, size_t off, __m512i Z[4])
+/* lane L of Z[j] = 16 bytes at row 4L + j, + off */
+AI void mt_loadp(const int full, const mtrows *R, size_t off, __m512i Z[4])
 {
 #pragma GCC unroll 4
 	for (int j = 0; j < 4; j++) {
-		__m512i z = _mm512_castsi128_si512(ld128(rp[j] + off));
-		z = _mm512_mask_broadcast_i32x4(z, 0x00f0, ld128(rp[4 + j] + off));
-		z = _mm512_mask_broadcast_i32x4(z, 0x0f00, ld128(rp[8 + j] + off));
-		Z[j] = _mm512_mask_broadcast_i32x4(z, 0xf000, ld128(rp[12 + j] + off));
+		__m512i z = _mm512_castsi128_si512(ld128(mt_row(full, R, j, off)));
+		z = _mm512_mask_broadcast_i32x4(z, 0x00f0, ld128(mt_row(full, R, 4 + j, off)));
+		z = _mm512_mask_broadcast_i32x4(z, 0x0f00, ld128(mt_row(full, R, 8 + j, off)));
+		Z[j] = _mm512_mask_broadcast_i32x4(z, 0xf000, ld128(mt_row(full, R, 12 + j, off)));
 	}
 }
 
-/* 32 bytes of 16 rows: T[k] lane r = dword k of the 32 bytes at
- * qp[r] + off, qp from mt_rows32. Two rows per vector (a 256-bit half
- * each, one plain load and one insert), 4 x 4 dword transposes within the
- * 128-bit lanes, then vshufi32x4 gathers the lanes; the rows come out in
- * the order 0 2 4 6 1 3 5 7 8 10 ... of the vectors' halves, which
- * mt_rows32 undoes in advance */
-AI void mt_load32(const uint8_t *const *qp, size_t off, __m512i T[8])
+/* 32 bytes of 16 rows: T[k] lane r = dword k of the 32 bytes of row r at
+ * off. Two rows per vector (a 256-bit half each: one plain load and one
+ * insert), 4 x 4 dword transposes within the 128-bit lanes, then
+ * vshufi32x4 gathers the lanes; vector p holds rows 8h + a and 8h + 4 + a
+ * (p = 4h + a) so that the rows come out in order. */
+AI void mt_load32(const int full, const mtrows *R, size_t off, __m512i T[8])
 {
 	__m512i Z[8], U[4], V[4];
 #pragma GCC unroll 8
-	for (int p = 0; p < 8; p++)
-		Z[p] = _mm512_inserti64x4(_mm512_castsi256_si512(ld256(qp[2 * p] + off)),
-					  ld256(qp[2 * p + 1] + off), 1);
+	for (int p = 0; p < 8; p++) {
+		int r = 8 * (p >> 2) + (p & 3);
+		Z[p] = _mm512_inserti64x4(_mm512_castsi256_si512(ld256(mt_row(full, R, r, off))),
+					  ld256(mt_row(full, R, r + 4, off)), 1);
+	}
 	mt_tr(Z, U);
 	mt_tr(Z + 4, V);
 #pragma GCC unroll 4
@@ -330,18 +372,9 @@ AI void mt_load32(const uint8_t *const *qp, size_t off, __m512i T[8])
 	}
 }
 
-/* the row pointers for mt_load32: qp[8h + 2a + s] = rp[8h + 4s + a] */
-AI void mt_rows32(const uint8_t *const *rp, const uint8_t **qp)
-{
-	for (int h = 0; h < 2; h++)
-		for (int a = 0; a < 4; a++)
-			for (int s = 0; s < 2; s++)
-				qp[8 * h + 2 * a + s] = rp[8 * h + 4 * s + a];
-}
-
 /* rows [0, nr) (nr <= 16) x activations [0, C): a tile; rows past nr
  * repeat the last one (their results are not stored) */
-AI void mt_tile(const int T, const int C, int64_t nb, const uint8_t *W,
+AI void mt_tile(const int T, const int C, const int full, int64_t nb, const uint8_t *W,
 		size_t rb, int nr, const uint8_t *A, size_t as, float *y,
 		int64_t ldy, const uint8_t *pf, size_t pfstep)
 {
@@ -350,30 +383,31 @@ AI void mt_tile(const int T, const int C, int64_t nb, const uint8_t *W,
 	const size_t aqo = a32_qs_off(nb), axo = a32_aux_off(nb);
 	const __m512i m4 = _mm512_set1_epi8(0x0f);
 	/* rows past nr: the last row again (loads stay inside the matrix) */
-	const uint8_t *rp[MT_ROWS];
-	for (int r = 0; r < MT_ROWS; r++)
-		rp[r] = W + (r < nr ? r : nr - 1) * rb;
+	/* q4_0 keeps its row pointers (the full-tile addressing: -4%) */
+	const int fa = full && T != KT_Q4_0;
+	mtrows R;
+	mt_rows_init(&R, W, rb, nr);
 	uint32_t dt[2][MT_ROWS];
 	__m512 acc[8], accm[8];
 #pragma GCC unroll 8
 	for (int c = 0; c < C; c++)
 		acc[c] = accm[c] = _mm512_setzero_ps();
-	mt_scales(rp, 0, dt[0]);
+	mt_scales(fa, &R, 0, dt[0]);
 	for (int64_t i = 0; i < nb; i++) {
 		if (i + 1 < nb)
-			mt_scales(rp, (size_t)(i + 1) * bb, dt[(i + 1) & 1]);
+			mt_scales(fa, &R, (size_t)(i + 1) * bb, dt[(i + 1) & 1]);
 		if (pf)
 			for (size_t o = 0; o < MT_ROWS * (size_t)bb; o += 64)
 				_mm_prefetch((const char *)pf + i * pfstep + o, MT_PFH);
 		__m512i Z[4], Q[8], Tq[4];
-		mt_loadp(rp, (size_t)i * bb + qo, Z);
+		mt_loadp(fa, &R, (size_t)i * bb + qo, Z);
 		mt_tr(Z, Tq);
 		if (T == KT_Q8_0) {
 			const __m512i x80 = _mm512_set1_epi8((char)0x80);
 #pragma GCC unroll 4
 			for (int k = 0; k < 4; k++)
 				Q[k] = _mm512_xor_si512(Tq[k], x80);
-			mt_loadp(rp, (size_t)i * bb + qo + 16, Z);
+			mt_loadp(fa, &R, (size_t)i * bb + qo + 16, Z);
 			mt_tr(Z, Tq);
 #pragma GCC unroll 4
 			for (int k = 0; k < 4; k++)
@@ -425,12 +459,20 @@ AI void mt_tile(const int T, const int C, int64_t nb, const uint8_t *W,
 		int64_t nb, const uint8_t *w, size_t rb, int64_t nr, \
 		const uint8_t *a, size_t as, float *y, int64_t ldy) \
 	{ \
-		for (int64_t r = 0; r < nr; r += MT_ROWS) { \
-			int k = nr - r < MT_ROWS ? (int)(nr - r) : MT_ROWS; \
+		const size_t pfs = (size_t)MT_ROWS * rb / (size_t)nb; \
+		if (nr < MT_ROWS) { \
+			TILE(T, C, 0, nb, w, rb, (int)nr, a, as, y, ldy, NULL, pfs); \
+			return; \
+		} \
+		for (int64_t r0 = 0; r0 < nr; r0 += MT_ROWS) { \
+			/* the last tile ends at the last row (it may overlap \
+			 * the one before: the same rows give the same bits) */ \
+			int64_t r = r0 + MT_ROWS <= nr ? r0 : nr - MT_ROWS; \
 			const uint8_t *pf = C == 1 && MT_PFD && r + (MT_PFD + 1) * MT_ROWS <= nr ? \
 				w + (r + MT_PFD * MT_ROWS) * rb : NULL; \
-			TILE(T, C, nb, w + r * rb, rb, k, a, as, y + r, ldy, \
-			     pf, (size_t)MT_ROWS * rb / (size_t)nb); \
+			TILE(T, C, C == 1, nb, w + r * rb, rb, MT_ROWS, a, as, \
+			     y + r, ldy, \
+			     pf, pfs); \
 		} \
 	}
 #define MT_DRIVER(NAME, T) MT_DRIVER_G(NAME, mt_tile, QK, T)
@@ -488,7 +530,7 @@ AI __m512i kbsel(int j, int pair)
 }
 
 /* rows [0, nr) (nr <= 16) x activations [0, C) of q4_K / q5_K */
-AI void mtk45_tile(const int T, const int C, int64_t nb, const uint8_t *W,
+AI void mtk45_tile(const int T, const int C, const int full, int64_t nb, const uint8_t *W,
 		   size_t rb, int nr, const uint8_t *A, size_t as, float *y,
 		   int64_t ldy, const uint8_t *pf, size_t pfstep)
 {
@@ -497,11 +539,8 @@ AI void mtk45_tile(const int T, const int C, int64_t nb, const uint8_t *W,
 	const size_t aqo = ak_qs_off(nb), abo = ak_bs_off(nb);
 	const __m512i m4 = _mm512_set1_epi8(0x0f), m6 = _mm512_set1_epi8(0x3f);
 	const __m512i m30 = _mm512_set1_epi8(0x30);
-	const uint8_t *rp[MT_ROWS];
-	for (int r = 0; r < MT_ROWS; r++)
-		rp[r] = W + (r < nr ? r : nr - 1) * rb;
-	const uint8_t *qp[MT_ROWS];
-	mt_rows32(rp, qp);
+	mtrows R;
+	mt_rows_init(&R, W, rb, nr);
 	__m512 acc[8], accm[8];
 #pragma GCC unroll 8
 	for (int c = 0; c < C; c++)
@@ -512,7 +551,7 @@ AI void mtk45_tile(const int T, const int C, int64_t nb, const uint8_t *W,
 				_mm_prefetch((const char *)pf + i * pfstep + o, MT_PFH);
 		const size_t bo = (size_t)i * bb;
 		__m512i Z[4], Hd[4];
-		mt_loadp(rp, bo, Z);
+		mt_loadp(full, &R, bo, Z);
 		mt_tr(Z, Hd);
 		/* Hd[0]: d, dmin; Hd[1..3]: the 12 scale bytes */
 		__m512 dw = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(Hd[0]));
@@ -526,7 +565,7 @@ AI void mtk45_tile(const int T, const int C, int64_t nb, const uint8_t *W,
 				       _mm512_and_si512(_mm512_srli_epi32(Hd[2], 2), m30));
 		__m512i H[8];
 		if (hb)
-			mt_load32(qp, bo + 16, H);
+			mt_load32(full, &R, bo + 16, H);
 		__m512i isum[8];
 #pragma GCC unroll 8
 		for (int c = 0; c < C; c++)
@@ -534,7 +573,7 @@ AI void mtk45_tile(const int T, const int C, int64_t nb, const uint8_t *W,
 #pragma GCC unroll 4
 		for (int q = 0; q < 4; q++) {
 			__m512i Tq[8], Q[16];
-			mt_load32(qp, bo + qo + 32 * q, Tq);
+			mt_load32(full, &R, bo + qo + 32 * q, Tq);
 #pragma GCC unroll 8
 			for (int k = 0; k < 8; k++) {
 				Q[k] = _mm512_and_si512(Tq[k], m4);
@@ -595,7 +634,7 @@ AI void mtk45_tile(const int T, const int C, int64_t nb, const uint8_t *W,
 /* rows [0, nr) (nr <= 16) x activations [0, C) of q6_K: quants made
  * unsigned (0..63), the -32 offset through the bsums: isum starts from
  * sum_g -32 sc_g bsum_g (int16 pairs of sub-blocks 2p, 2p + 1) */
-AI void mtq6k_tile(const int T, const int C, int64_t nb, const uint8_t *W,
+AI void mtq6k_tile(const int T, const int C, const int full, int64_t nb, const uint8_t *W,
 		   size_t rb, int nr, const uint8_t *A, size_t as, float *y,
 		   int64_t ldy, const uint8_t *pf, size_t pfstep)
 {
@@ -603,11 +642,8 @@ AI void mtq6k_tile(const int T, const int C, int64_t nb, const uint8_t *W,
 	const int bb = 210;
 	const size_t aqo = ak_qs_off(nb), abo = ak_bs_off(nb);
 	const __m512i m4 = _mm512_set1_epi8(0x0f), m30 = _mm512_set1_epi8(0x30);
-	const uint8_t *rp[MT_ROWS];
-	for (int r = 0; r < MT_ROWS; r++)
-		rp[r] = W + (r < nr ? r : nr - 1) * rb;
-	const uint8_t *qp[MT_ROWS];
-	mt_rows32(rp, qp);
+	mtrows R;
+	mt_rows_init(&R, W, rb, nr);
 	uint32_t dt[2][MT_ROWS];
 	_Alignas(64) int32_t scv[16][16];
 	_Alignas(32) int32_t bsp[8][8];
@@ -619,16 +655,16 @@ AI void mtq6k_tile(const int T, const int C, int64_t nb, const uint8_t *W,
 	for (int c = 0; c < C; c++)
 		acc[c] = _mm512_setzero_ps();
 	/* d (f16 @208) in the high half of the word @206 */
-	mt_scales(rp, 206, dt[0]);
+	mt_scales(full, &R, 206, dt[0]);
 	for (int64_t i = 0; i < nb; i++) {
 		const size_t bo = (size_t)i * bb;
 		if (i + 1 < nb)
-			mt_scales(rp, bo + bb + 206, dt[(i + 1) & 1]);
+			mt_scales(full, &R, bo + bb + 206, dt[(i + 1) & 1]);
 		if (pf)
 			for (size_t o = 0; o < MT_ROWS * (size_t)bb; o += 64)
 				_mm_prefetch((const char *)pf + i * pfstep + o, MT_PFH);
 		__m512i Z[4], S[4];
-		mt_loadp(rp, bo + 192, Z);
+		mt_loadp(full, &R, bo + 192, Z);
 		mt_tr(Z, S); /* S[k] lane r: scales 4k..4k+3 of row r */
 		/* sc as int16 pairs: e (sc_4k, sc_4k+2), o (sc_4k+1, sc_4k+3);
 		 * the bsums in that order (pairs (4k, 4k+2), (4k+1, 4k+3)) */
@@ -660,11 +696,11 @@ AI void mtq6k_tile(const int T, const int C, int64_t nb, const uint8_t *W,
 #pragma GCC unroll 1
 		for (int h = 0; h < 2; h++) {
 			__m512i H[8];
-			mt_load32(qp, bo + 128 + 32 * h, H);
+			mt_load32(full, &R, bo + 128 + 32 * h, H);
 #pragma GCC unroll 2
 			for (int g = 0; g < 2; g++) { /* groups g (low nibbles) and g + 2 (high) */
 				__m512i L[8];
-				mt_load32(qp, bo + 64 * h + 32 * g, L);
+				mt_load32(full, &R, bo + 64 * h + 32 * g, L);
 #pragma GCC unroll 2
 				for (int hi = 0; hi < 2; hi++) {
 					__m512i Q[8];
