@@ -4,11 +4,10 @@
  * instruction set by a target pragma; kern.c uses the table only when the
  * CPU has it, on top of the AVX2 table (dequantization comes from there).
  *
- * q4_0, q4_1, q8_0 put 16 rows in a vector (a lane per row) and multiply
- * with activation bytes broadcast from memory (vpdpbusd, u8 x s8); q5_0,
- * q5_1 handle two blocks of a row per 512-bit vector. The activation's
- * block sums turn the weights' offsets (8, 16, or 128 for q8_0 made
- * unsigned) into an initial accumulator.
+ * The quantized types put 16 rows in a vector (a lane per row) and
+ * multiply with activation bytes broadcast from memory (vpdpbusd, u8 x
+ * s8). The activation's block sums turn the weights' offsets (8, 16, or
+ * 128 for q8_0 made unsigned; 32 for q6_K) into an initial accumulator.
  */
 #include "kern_blocks.h"
 
@@ -37,156 +36,19 @@ AI float h2f(const uint8_t *p)
 	return _cvtsh_ss(kb_ld16(p));
 }
 
-/* ---------------------------------------------------------------------
- * q5_0, q5_1: two blocks (i, i+1) per vector, elements in natural
- * order: lanes of 32 bits 0-7 belong to block i, 8-15 to block i+1. The
- * pair's bytes come in with one masked load (fault-free past the row end);
- * vpermw spreads its quants and its f16 scales over the lanes.
- * --------------------------------------------------------------------- */
-
+/* bytes of a block of a 32-element type */
 AI int bbytes32(int T)
 {
 	return T == KT_Q4_0 ? 18 : T == KT_Q4_1 ? 20 : T == KT_Q5_0 ? 22 :
 	       T == KT_Q5_1 ? 24 : 34;
 }
 
-/* 32 word indices: lanes 0-15 -> a + k % per, 16-31 -> b + k % per, for
- * k = lane % 16 (per 8: a 16-byte group twice, per 16: a 32-byte run) */
-AI __m512i widx(int a, int b, int per)
-{
-	short e[32];
-	for (int k = 0; k < 32; k++)
-		e[k] = (short)((k < 16 ? a : b) + (k % 16) % per);
-	return _mm512_loadu_si512(e);
-}
-
-typedef struct {
-	__m512i qi, di, mi, sh;
-} dec32_consts;
-
-AI dec32_consts dec32_init(int T)
-{
-	const int bb = bbytes32(T), w1 = bb / 2;
-	const int qo = T == KT_Q4_0 ? 2 : T == KT_Q4_1 ? 4 : T == KT_Q5_0 ? 6 : 8;
-	dec32_consts k;
-	k.qi = widx(qo / 2, w1 + qo / 2, 8);
-	/* scales: lanes 0-7 word 0, 8-15 word w1 (only the low 16 used) */
-	k.di = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_set_epi16(
-		w1, w1, w1, w1, w1, w1, w1, w1, 0, 0, 0, 0, 0, 0, 0, 0)),
-		_mm256_setzero_si256(), 1);
-	k.mi = _mm512_add_epi16(k.di, _mm512_set1_epi16(1));
-	/* shift counts: 0 for the low nibbles, 4 for the high ones */
-	k.sh = _mm512_set_epi64(0x0004000400040004LL, 0x0004000400040004LL, 0, 0,
-				0x0004000400040004LL, 0x0004000400040004LL, 0, 0);
-	return k;
-}
-
-AI void mm32_step(const int T, const int R, const int C, const int single,
-		  const dec32_consts *K, int64_t nb, int64_t i, const uint8_t *W,
-		  size_t rb, const uint8_t *A, size_t as, __m512 acc[4][4],
-		  __m512 accm[4][4])
-{
-	const int bb = bbytes32(T);
-	const int hasm = T == KT_Q4_1 || T == KT_Q5_1;
-	const size_t qo = a32_qs_off(nb), dlo = a32_dl_off(nb), axo = a32_aux_off(nb);
-	const __mmask64 k32 = single ? 0xffffffffULL : ~0ULL;
-	const __mmask16 k8 = single ? 0xff : 0xffff;
-	__m512i a[4], ai[4];
-	__m512 dl[4], af[4];
-#pragma GCC unroll 4
-	for (int c = 0; c < C; c++) {
-		const uint8_t *ac = A + c * as;
-		a[c] = _mm512_maskz_loadu_epi8(k32, ac + qo + 32 * i);
-		dl[c] = _mm512_maskz_loadu_ps(k8, ac + dlo + 32 * i);
-		ai[c] = _mm512_maskz_loadu_epi32(k8, ac + axo + 32 * i);
-		af[c] = _mm512_castsi512_ps(ai[c]);
-	}
-#pragma GCC unroll 4
-	for (int r = 0; r < R; r++) {
-		const uint8_t *b0 = W + r * rb + i * bb;
-		__m512i raw = _mm512_maskz_loadu_epi16(single ? (1u << (bb / 2)) - 1 :
-							     (T == KT_Q8_0 ? 0x3ffffu : (1u << bb) - 1), b0);
-		__m512i u;
-		if (T == KT_Q8_0) {
-			__m512i v = single ? _mm512_zextsi256_si512(ld256(b0 + 2)) :
-					     _mm512_inserti64x4(_mm512_castsi256_si512(ld256(b0 + 2)),
-								ld256(b0 + bb + 2), 1);
-			u = _mm512_xor_si512(v, _mm512_set1_epi8((char)0x80));
-		} else {
-			u = _mm512_permutexvar_epi16(K->qi, raw);
-			u = _mm512_and_si512(_mm512_srlv_epi16(u, K->sh), _mm512_set1_epi8(0x0f));
-			if (T == KT_Q5_0 || T == KT_Q5_1) {
-				int ho = T == KT_Q5_0 ? 2 : 4;
-				__mmask64 hk = kb_ld32(b0 + ho) |
-					       (uint64_t)(single ? 0 : kb_ld32(b0 + bb + ho)) << 32;
-				u = _mm512_mask_add_epi8(u, hk, u, _mm512_set1_epi8(0x10));
-			}
-		}
-		__m512 dw = _mm512_cvtph_ps(_mm512_castsi512_si256(_mm512_permutexvar_epi16(
-			T == KT_Q8_0 ? _mm512_set_epi64(0, 0, 0, 0, 0x0011001100110011LL,
-							0x0011001100110011LL, 0, 0) : K->di, raw)));
-		__m512 m = hasm ? _mm512_cvtph_ps(_mm512_castsi512_si256(
-					  _mm512_permutexvar_epi16(K->mi, raw))) : dw;
-#pragma GCC unroll 4
-		for (int c = 0; c < C; c++) {
-			__m512i p = _mm512_dpbusd_epi32(hasm ? _mm512_setzero_si512() : ai[c], u, a[c]);
-			acc[r][c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), _mm512_mul_ps(dw, dl[c]),
-						    acc[r][c]);
-			if (hasm)
-				accm[r][c] = _mm512_fmadd_ps(m, af[c], accm[r][c]);
-		}
-	}
-}
-
-/* The order of the float sums is the same for every tile shape, so that a
- * matmul gives each activation bit for bit what its matvec gives, and a row
- * the same bits whatever rows it is computed with (a thread's share).
- * q8_0 (its matvec runs row by row, where one chain would wait on the FMA's
- * latency): pair k (blocks 2k, 2k+1) goes to chain k % 2 (acc, accm or
- * acc2, accm2), a last single block to chain 0, and the dot is
- * reduce((acc + accm) + (acc2 + accm2)). The nibble types (their matvec
- * runs 2 rows at a time, latency enough): one chain of the pairs, then the
- * single block, and the dot is reduce(acc + accm). */
-AI void mm32_tile(const int T, const int R, const int C, int64_t nb,
-		  const uint8_t *W, size_t rb, const uint8_t *A, size_t as,
-		  float *y, int64_t ldy)
-{
-	const int U = T == KT_Q8_0 ? 2 : 1;
-	const dec32_consts K = dec32_init(T);
-	__m512 acc[4][4], accm[4][4], acc2[4][4], accm2[4][4];
-#pragma GCC unroll 4
-	for (int r = 0; r < R; r++)
-#pragma GCC unroll 4
-		for (int c = 0; c < C; c++)
-			acc[r][c] = accm[r][c] = acc2[r][c] = accm2[r][c] = _mm512_setzero_ps();
-	int64_t i = 0;
-	if (U == 2)
-		for (; i + 4 <= nb; i += 4) {
-			mm32_step(T, R, C, 0, &K, nb, i, W, rb, A, as, acc, accm);
-			mm32_step(T, R, C, 0, &K, nb, i + 2, W, rb, A, as, acc2, accm2);
-		}
-	for (; i + 2 <= nb; i += 2)
-		mm32_step(T, R, C, 0, &K, nb, i, W, rb, A, as, acc, accm);
-	if (i < nb)
-		mm32_step(T, R, C, 1, &K, nb, i, W, rb, A, as, acc, accm);
-#pragma GCC unroll 4
-	for (int r = 0; r < R; r++)
-#pragma GCC unroll 4
-		for (int c = 0; c < C; c++) {
-			__m512 t = _mm512_add_ps(acc[r][c], accm[r][c]);
-			if (U == 2)
-				t = _mm512_add_ps(t, _mm512_add_ps(acc2[r][c], accm2[r][c]));
-			y[c * ldy + r] = _mm512_reduce_add_ps(t);
-		}
-}
-
-/* One activation: row by row (one sequential stream through the weights,
- * which the hardware prefetchers follow: interleaving rows halves the speed
- * of the memory-bound types on matrices larger than the caches), or 2 rows
- * at a time (RV = 2) for the compute-bound nibble types, where sharing the
- * activation's loads gains about 10% on Zen 5. Several activations: tiles
- * of 2 rows x 4 activations, then x the 2 or 3 left. Every tile shape sums
- * in the same order (see mm32_tile): the result of a (row, activation)
+/* Float weights. One activation: row by row (one sequential stream through
+ * the weights, which the hardware prefetchers follow: interleaving rows
+ * halves the speed of the memory-bound types on matrices larger than the
+ * caches). Several activations: tiles of 2 rows x 4 activations, then x
+ * the 2 or 3 left. Every tile shape sums in the same order (see mmf_tile:
+ * a chain per (row, activation)): the result of a (row, activation)
  * does not depend on the tile that computes it. Each tile shape is a
  * function of its own (the register allocation of one does not suffer
  * from the others). */
@@ -235,25 +97,22 @@ AI void mm32_tile(const int T, const int R, const int C, int64_t nb,
 		} \
 	}
 
-#define TILE32(T, R, C, n, w, rb, a, as, y, ldy) \
-	mm32_tile(T, R, C, (n) / QK, w, rb, a, as, y, ldy)
-MM_DRIVER_R(mm_q5_0, TILE32, KT_Q5_0, 2)
-MM_DRIVER_R(mm_q5_1, TILE32, KT_Q5_1, 2)
 
 /* ---------------------------------------------------------------------
- * q4_0, q4_1, q8_0: 16 rows per vector. Lane r of every vector belongs to
+ * q4_0, q4_1, q5_0, q5_1, q8_0: 16 rows per vector. Lane r of every vector belongs to
  * row r of a tile of 16 rows: 16 bytes of quants per row are loaded into
  * the 128-bit lanes of 4 vectors and transposed (4 x 4 dwords per 128-bit
  * lane), so that a vector holds the same 4 quants of 16 rows and vpdpbusd
  * multiplies it with 4 activation bytes broadcast from memory: a block's
  * integer dot comes out whole in each row's lane, no horizontal sums. The
  * block scales go through a small table (scalar loads and stores, off the
- * vector pipes). The weights of a tile are decoded once per block for up to
- * MT_C activations.
+ * vector pipes). q5_0 / q5_1's qh words take the same way; the 5th bits
+ * go in with vptestmb and masked byte adds. The weights of a tile are
+ * decoded once per block for up to 8 activations.
  *
  * Float order, the same for every tile shape (batch and split invariance):
  * for each row and activation, acc = fma(float(dot_i), d_i * d_a,i, acc)
- * over the blocks i in order, and for q4_1 a second chain accm = fma(m_i,
+ * over the blocks i in order, and for q4_1, q5_1 a second chain accm = fma(m_i,
  * s_a,i, accm); the result is acc (+ accm).
  * --------------------------------------------------------------------- */
 
@@ -378,8 +237,9 @@ AI void mt_tile(const int T, const int C, const int full, int64_t nb, const uint
 		size_t rb, int nr, const uint8_t *A, size_t as, float *y,
 		int64_t ldy, const uint8_t *pf, size_t pfstep)
 {
-	const int bb = bbytes32(T), hasm = T == KT_Q4_1;
-	const int qo = T == KT_Q4_1 ? 4 : 2;
+	const int bb = bbytes32(T), hasm = T == KT_Q4_1 || T == KT_Q5_1;
+	const int hb = T == KT_Q5_0 || T == KT_Q5_1, ho = T == KT_Q5_1 ? 4 : 2;
+	const int qo = T == KT_Q4_1 ? 4 : T == KT_Q5_0 ? 6 : T == KT_Q5_1 ? 8 : 2;
 	const size_t aqo = a32_qs_off(nb), axo = a32_aux_off(nb);
 	const __m512i m4 = _mm512_set1_epi8(0x0f);
 	/* rows past nr: the last row again (loads stay inside the matrix) */
@@ -387,15 +247,20 @@ AI void mt_tile(const int T, const int C, const int full, int64_t nb, const uint
 	const int fa = full && T != KT_Q4_0;
 	mtrows R;
 	mt_rows_init(&R, W, rb, nr);
-	uint32_t dt[2][MT_ROWS];
+	uint32_t dt[2][MT_ROWS], ht[2][MT_ROWS];
 	__m512 acc[8], accm[8];
 #pragma GCC unroll 8
 	for (int c = 0; c < C; c++)
 		acc[c] = accm[c] = _mm512_setzero_ps();
 	mt_scales(fa, &R, 0, dt[0]);
+	if (hb)
+		mt_scales(fa, &R, ho, ht[0]);
 	for (int64_t i = 0; i < nb; i++) {
-		if (i + 1 < nb)
+		if (i + 1 < nb) {
 			mt_scales(fa, &R, (size_t)(i + 1) * bb, dt[(i + 1) & 1]);
+			if (hb)
+				mt_scales(fa, &R, (size_t)(i + 1) * bb + ho, ht[(i + 1) & 1]);
+		}
 		if (pf)
 			for (size_t o = 0; o < MT_ROWS * (size_t)bb; o += 64)
 				_mm_prefetch((const char *)pf + i * pfstep + o, MT_PFH);
@@ -417,6 +282,28 @@ AI void mt_tile(const int T, const int C, const int full, int64_t nb, const uint
 			for (int k = 0; k < 4; k++) {
 				Q[k] = _mm512_and_si512(Tq[k], m4);
 				Q[4 + k] = _mm512_and_si512(_mm512_srli_epi16(Tq[k], 4), m4);
+			}
+		}
+		if (hb) {
+			/* the 5th bit of element e is bit e of the row's qh: Q[k]
+			 * (elements 4k..4k+3) take bits 4k.. of qh byte k / 2,
+			 * Q[4 + k] those of byte 2 + k / 2: the byte repeated over
+			 * the dword (vpshufb), vptestmb against the element's bit */
+			const __m512i hv = _mm512_loadu_si512(ht[i & 1]);
+			const __m512i x10 = _mm512_set1_epi8(0x10);
+			const __m512i dsel = _mm512_set_epi32(
+				0x0c0c0c0c, 0x08080808, 0x04040404, 0, 0x0c0c0c0c, 0x08080808, 0x04040404, 0,
+				0x0c0c0c0c, 0x08080808, 0x04040404, 0, 0x0c0c0c0c, 0x08080808, 0x04040404, 0);
+#pragma GCC unroll 4
+			for (int j = 0; j < 4; j++) {
+				__m512i rj = _mm512_shuffle_epi8(hv, _mm512_add_epi32(dsel,
+					_mm512_set1_epi32(j * 0x01010101)));
+#pragma GCC unroll 2
+				for (int t = 0; t < 2; t++) {
+					__mmask64 k5 = _mm512_test_epi8_mask(rj,
+						_mm512_set1_epi32((int)(0x08040201u << (4 * t))));
+					Q[2 * j + t] = _mm512_mask_add_epi8(Q[2 * j + t], k5, Q[2 * j + t], x10);
+				}
 			}
 		}
 		__m512i sv = _mm512_loadu_si512(dt[i & 1]);
@@ -497,6 +384,8 @@ AI void mt_tile(const int T, const int C, const int full, int64_t nb, const uint
 	}
 MT_DRIVER(mt_q4_0, KT_Q4_0)
 MT_DRIVER(mt_q4_1, KT_Q4_1)
+MT_DRIVER(mt_q5_0, KT_Q5_0)
+MT_DRIVER(mt_q5_1, KT_Q5_1)
 MT_DRIVER(mt_q8_0, KT_Q8_0)
 
 /* ---------------------------------------------------------------------
@@ -509,7 +398,7 @@ MT_DRIVER(mt_q8_0, KT_Q8_0)
  * sum. The min / offset term, sum over sub-blocks of m_g (or -32 sc_g for
  * q6_K) times the activation's bsum_g, is a few vpdpwssd of the rows'
  * int16 pairs with bsum pairs broadcast from memory. The weights of a
- * tile are decoded once per block for up to MT_C activations.
+ * tile are decoded once per block for up to 8 activations.
  *
  * Float order, the same for every tile shape (batch and split invariance):
  * for each row and activation, over the blocks i in order,
@@ -1068,8 +957,8 @@ void kern_avx512_fill(kern_ops *o, int has_bf16)
 	o->matmul[KT_BF16] = has_bf16 ? mm_bf16_dp : mm_bf16;
 	o->matmul[KT_Q4_0] = mt_q4_0;
 	o->matmul[KT_Q4_1] = mt_q4_1;
-	o->matmul[KT_Q5_0] = mm_q5_0;
-	o->matmul[KT_Q5_1] = mm_q5_1;
+	o->matmul[KT_Q5_0] = mt_q5_0;
+	o->matmul[KT_Q5_1] = mt_q5_1;
 	o->matmul[KT_Q8_0] = mt_q8_0;
 	o->matmul[KT_Q4_K] = mt_q4_k;
 	o->matmul[KT_Q5_K] = mt_q5_k;
