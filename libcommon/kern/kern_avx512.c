@@ -342,7 +342,7 @@ AI void mt_tile(const int T, const int C, const int full, int64_t nb, const uint
  * partial); a matvec prefetches the next tile's rows. TILE is the tile
  * function, QB the elements of a block. */
 #define MT_FN(NAME, TILE, QB, T, C) \
-	static __attribute__((noinline)) void NAME##_c##C( \
+	static __attribute__((noinline, aligned(64))) void NAME##_c##C( \
 		int64_t nb, const uint8_t *w, size_t rb, int64_t nr, \
 		const uint8_t *a, size_t as, float *y, int64_t ldy) \
 	{ \
