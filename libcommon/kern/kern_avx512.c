@@ -4,11 +4,10 @@
  * instruction set by a target pragma; kern.c uses the table only when the
  * CPU has it, on top of the AVX2 table (dequantization comes from there).
  *
- * q4_0, q4_1, q8_0 put 16 rows in a vector (a lane per row) and multiply
- * with activation bytes broadcast from memory (vpdpbusd, u8 x s8); q5_0,
- * q5_1 handle two blocks of a row per 512-bit vector. The activation's
- * block sums turn the weights' offsets (8, 16, or 128 for q8_0 made
- * unsigned) into an initial accumulator.
+ * The quantized types put 16 rows in a vector (a lane per row) and
+ * multiply with activation bytes broadcast from memory (vpdpbusd, u8 x
+ * s8). The activation's block sums turn the weights' offsets (8, 16, or
+ * 128 for q8_0 made unsigned; 32 for q6_K) into an initial accumulator.
  */
 #include "kern_blocks.h"
 
@@ -37,156 +36,19 @@ AI float h2f(const uint8_t *p)
 	return _cvtsh_ss(kb_ld16(p));
 }
 
-/* ---------------------------------------------------------------------
- * q5_0, q5_1: two blocks (i, i+1) per vector, elements in natural
- * order: lanes of 32 bits 0-7 belong to block i, 8-15 to block i+1. The
- * pair's bytes come in with one masked load (fault-free past the row end);
- * vpermw spreads its quants and its f16 scales over the lanes.
- * --------------------------------------------------------------------- */
-
+/* bytes of a block of a 32-element type */
 AI int bbytes32(int T)
 {
 	return T == KT_Q4_0 ? 18 : T == KT_Q4_1 ? 20 : T == KT_Q5_0 ? 22 :
 	       T == KT_Q5_1 ? 24 : 34;
 }
 
-/* 32 word indices: lanes 0-15 -> a + k % per, 16-31 -> b + k % per, for
- * k = lane % 16 (per 8: a 16-byte group twice, per 16: a 32-byte run) */
-AI __m512i widx(int a, int b, int per)
-{
-	short e[32];
-	for (int k = 0; k < 32; k++)
-		e[k] = (short)((k < 16 ? a : b) + (k % 16) % per);
-	return _mm512_loadu_si512(e);
-}
-
-typedef struct {
-	__m512i qi, di, mi, sh;
-} dec32_consts;
-
-AI dec32_consts dec32_init(int T)
-{
-	const int bb = bbytes32(T), w1 = bb / 2;
-	const int qo = T == KT_Q4_0 ? 2 : T == KT_Q4_1 ? 4 : T == KT_Q5_0 ? 6 : 8;
-	dec32_consts k;
-	k.qi = widx(qo / 2, w1 + qo / 2, 8);
-	/* scales: lanes 0-7 word 0, 8-15 word w1 (only the low 16 used) */
-	k.di = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_set_epi16(
-		w1, w1, w1, w1, w1, w1, w1, w1, 0, 0, 0, 0, 0, 0, 0, 0)),
-		_mm256_setzero_si256(), 1);
-	k.mi = _mm512_add_epi16(k.di, _mm512_set1_epi16(1));
-	/* shift counts: 0 for the low nibbles, 4 for the high ones */
-	k.sh = _mm512_set_epi64(0x0004000400040004LL, 0x0004000400040004LL, 0, 0,
-				0x0004000400040004LL, 0x0004000400040004LL, 0, 0);
-	return k;
-}
-
-AI void mm32_step(const int T, const int R, const int C, const int single,
-		  const dec32_consts *K, int64_t nb, int64_t i, const uint8_t *W,
-		  size_t rb, const uint8_t *A, size_t as, __m512 acc[4][4],
-		  __m512 accm[4][4])
-{
-	const int bb = bbytes32(T);
-	const int hasm = T == KT_Q4_1 || T == KT_Q5_1;
-	const size_t qo = a32_qs_off(nb), dlo = a32_dl_off(nb), axo = a32_aux_off(nb);
-	const __mmask64 k32 = single ? 0xffffffffULL : ~0ULL;
-	const __mmask16 k8 = single ? 0xff : 0xffff;
-	__m512i a[4], ai[4];
-	__m512 dl[4], af[4];
-#pragma GCC unroll 4
-	for (int c = 0; c < C; c++) {
-		const uint8_t *ac = A + c * as;
-		a[c] = _mm512_maskz_loadu_epi8(k32, ac + qo + 32 * i);
-		dl[c] = _mm512_maskz_loadu_ps(k8, ac + dlo + 32 * i);
-		ai[c] = _mm512_maskz_loadu_epi32(k8, ac + axo + 32 * i);
-		af[c] = _mm512_castsi512_ps(ai[c]);
-	}
-#pragma GCC unroll 4
-	for (int r = 0; r < R; r++) {
-		const uint8_t *b0 = W + r * rb + i * bb;
-		__m512i raw = _mm512_maskz_loadu_epi16(single ? (1u << (bb / 2)) - 1 :
-							     (T == KT_Q8_0 ? 0x3ffffu : (1u << bb) - 1), b0);
-		__m512i u;
-		if (T == KT_Q8_0) {
-			__m512i v = single ? _mm512_zextsi256_si512(ld256(b0 + 2)) :
-					     _mm512_inserti64x4(_mm512_castsi256_si512(ld256(b0 + 2)),
-								ld256(b0 + bb + 2), 1);
-			u = _mm512_xor_si512(v, _mm512_set1_epi8((char)0x80));
-		} else {
-			u = _mm512_permutexvar_epi16(K->qi, raw);
-			u = _mm512_and_si512(_mm512_srlv_epi16(u, K->sh), _mm512_set1_epi8(0x0f));
-			if (T == KT_Q5_0 || T == KT_Q5_1) {
-				int ho = T == KT_Q5_0 ? 2 : 4;
-				__mmask64 hk = kb_ld32(b0 + ho) |
-					       (uint64_t)(single ? 0 : kb_ld32(b0 + bb + ho)) << 32;
-				u = _mm512_mask_add_epi8(u, hk, u, _mm512_set1_epi8(0x10));
-			}
-		}
-		__m512 dw = _mm512_cvtph_ps(_mm512_castsi512_si256(_mm512_permutexvar_epi16(
-			T == KT_Q8_0 ? _mm512_set_epi64(0, 0, 0, 0, 0x0011001100110011LL,
-							0x0011001100110011LL, 0, 0) : K->di, raw)));
-		__m512 m = hasm ? _mm512_cvtph_ps(_mm512_castsi512_si256(
-					  _mm512_permutexvar_epi16(K->mi, raw))) : dw;
-#pragma GCC unroll 4
-		for (int c = 0; c < C; c++) {
-			__m512i p = _mm512_dpbusd_epi32(hasm ? _mm512_setzero_si512() : ai[c], u, a[c]);
-			acc[r][c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), _mm512_mul_ps(dw, dl[c]),
-						    acc[r][c]);
-			if (hasm)
-				accm[r][c] = _mm512_fmadd_ps(m, af[c], accm[r][c]);
-		}
-	}
-}
-
-/* The order of the float sums is the same for every tile shape, so that a
- * matmul gives each activation bit for bit what its matvec gives, and a row
- * the same bits whatever rows it is computed with (a thread's share).
- * q8_0 (its matvec runs row by row, where one chain would wait on the FMA's
- * latency): pair k (blocks 2k, 2k+1) goes to chain k % 2 (acc, accm or
- * acc2, accm2), a last single block to chain 0, and the dot is
- * reduce((acc + accm) + (acc2 + accm2)). The nibble types (their matvec
- * runs 2 rows at a time, latency enough): one chain of the pairs, then the
- * single block, and the dot is reduce(acc + accm). */
-AI void mm32_tile(const int T, const int R, const int C, int64_t nb,
-		  const uint8_t *W, size_t rb, const uint8_t *A, size_t as,
-		  float *y, int64_t ldy)
-{
-	const int U = T == KT_Q8_0 ? 2 : 1;
-	const dec32_consts K = dec32_init(T);
-	__m512 acc[4][4], accm[4][4], acc2[4][4], accm2[4][4];
-#pragma GCC unroll 4
-	for (int r = 0; r < R; r++)
-#pragma GCC unroll 4
-		for (int c = 0; c < C; c++)
-			acc[r][c] = accm[r][c] = acc2[r][c] = accm2[r][c] = _mm512_setzero_ps();
-	int64_t i = 0;
-	if (U == 2)
-		for (; i + 4 <= nb; i += 4) {
-			mm32_step(T, R, C, 0, &K, nb, i, W, rb, A, as, acc, accm);
-			mm32_step(T, R, C, 0, &K, nb, i + 2, W, rb, A, as, acc2, accm2);
-		}
-	for (; i + 2 <= nb; i += 2)
-		mm32_step(T, R, C, 0, &K, nb, i, W, rb, A, as, acc, accm);
-	if (i < nb)
-		mm32_step(T, R, C, 1, &K, nb, i, W, rb, A, as, acc, accm);
-#pragma GCC unroll 4
-	for (int r = 0; r < R; r++)
-#pragma GCC unroll 4
-		for (int c = 0; c < C; c++) {
-			__m512 t = _mm512_add_ps(acc[r][c], accm[r][c]);
-			if (U == 2)
-				t = _mm512_add_ps(t, _mm512_add_ps(acc2[r][c], accm2[r][c]));
-			y[c * ldy + r] = _mm512_reduce_add_ps(t);
-		}
-}
-
-/* One activation: row by row (one sequential stream through the weights,
- * which the hardware prefetchers follow: interleaving rows halves the speed
- * of the memory-bound types on matrices larger than the caches), or 2 rows
- * at a time (RV = 2) for the compute-bound nibble types, where sharing the
- * activation's loads gains about 10% on Zen 5. Several activations: tiles
- * of 2 rows x 4 activations, then x the 2 or 3 left. Every tile shape sums
- * in the same order (see mm32_tile): the result of a (row, activation)
+/* Float weights. One activation: row by row (one sequential stream through
+ * the weights, which the hardware prefetchers follow: interleaving rows
+ * halves the speed of the memory-bound types on matrices larger than the
+ * caches). Several activations: tiles of 2 rows x 4 activations, then x
+ * the 2 or 3 left. Every tile shape sums in the same order (see mmf_tile:
+ * a chain per (row, activation)): the result of a (row, activation)
  * does not depend on the tile that computes it. Each tile shape is a
  * function of its own (the register allocation of one does not suffer
  * from the others). */
@@ -235,25 +97,22 @@ AI void mm32_tile(const int T, const int R, const int C, int64_t nb,
 		} \
 	}
 
-#define TILE32(T, R, C, n, w, rb, a, as, y, ldy) \
-	mm32_tile(T, R, C, (n) / QK, w, rb, a, as, y, ldy)
-MM_DRIVER_R(mm_q5_0, TILE32, KT_Q5_0, 2)
-MM_DRIVER_R(mm_q5_1, TILE32, KT_Q5_1, 2)
 
 /* ---------------------------------------------------------------------
- * q4_0, q4_1, q8_0: 16 rows per vector. Lane r of every vector belongs to
+ * q4_0, q4_1, q5_0, q5_1, q8_0: 16 rows per vector. Lane r of every vector belongs to
  * row r of a tile of 16 rows: 16 bytes of quants per row are loaded into
  * the 128-bit lanes of 4 vectors and transposed (4 x 4 dwords per 128-bit
  * lane), so that a vector holds the same 4 quants of 16 rows and vpdpbusd
  * multiplies it with 4 activation bytes broadcast from memory: a block's
  * integer dot comes out whole in each row's lane, no horizontal sums. The
  * block scales go through a small table (scalar loads and stores, off the
- * vector pipes). The weights of a tile are decoded once per block for up to
- * MT_C activations.
+ * vector pipes). q5_0 / q5_1's qh words take the same way; the 5th bits
+ * go in with vptestmb and masked byte adds. The weights of a tile are
+ * decoded once per block for up to 8 activations.
  *
  * Float order, the same for every tile shape (batch and split invariance):
  * for each row and activation, acc = fma(float(dot_i), d_i * d_a,i, acc)
- * over the blocks i in order, and for q4_1 a second chain accm = fma(m_i,
+ * over the blocks i in order, and for q4_1, q5_1 a second chain accm = fma(m_i,
  * s_a,i, accm); the result is acc (+ accm).
  * --------------------------------------------------------------------- */
 
@@ -283,66 +142,137 @@ AI __m512i bc32(const uint8_t *p)
 	return _mm512_set1_epi32((int)kb_ld32(p));
 }
 
+/* The rows of a tile. A full tile (16 rows of the matrix) addresses row r
+ * as a base (rows 0 or 8) plus a multiple of the row stride (rb, 3 rb,
+ * 5 rb, 7 rb times 1, 2, 4): 6 registers, where 16 row pointers would not
+ * fit in the general registers (a matvec: +2-6% on the k-quants; several
+ * activations lose as much: they keep the pointers). A partial tile (a
+ * matrix of fewer than 16 rows) has pointers, the rows past the end
+ * repeating the last one. */
+typedef struct {
+	const uint8_t *W;
+	size_t rb, rb3, rb5, rb7;
+	const uint8_t *rp[MT_ROWS];
+} mtrows;
+
+AI void mt_rows_init(mtrows *R, const uint8_t *W, size_t rb, int nr)
+{
+	R->W = W;
+	R->rb = rb;
+	R->rb3 = 3 * rb;
+	R->rb5 = 5 * rb;
+	R->rb7 = 7 * rb;
+	for (int r = 0; r < MT_ROWS; r++)
+		R->rp[r] = W + (r < nr ? r : nr - 1) * rb;
+}
+
+AI const uint8_t *mt_row(const int full, const mtrows *R, int r, size_t off)
+{
+	if (!full)
+		return R->rp[r] + off;
+	const uint8_t *b = R->W + off + (r >= 8 ? 8 * R->rb : 0);
+	switch (r & 7) {
+	case 0: return b;
+	case 1: return b + R->rb;
+	case 2: return b + 2 * R->rb;
+	case 3: return b + R->rb3;
+	case 4: return b + 4 * R->rb;
+	case 5: return b + R->rb5;
+	case 6: return b + 2 * R->rb3;
+	default: return b + R->rb7;
+	}
+}
+
 /* the 4-byte scale words (f16 d, and m above it for q4_1) of block i of
  * 16 rows into a table slot (scalar loads and stores: the vector pipes,
  * the bottleneck, are busy with the shuffles) */
-AI void mt_scales(const uint8_t *const *rp, size_t off, uint32_t *slot)
+AI void mt_scales(const int full, const mtrows *R, size_t off, uint32_t *slot)
 {
 #pragma GCC unroll 16
 	for (int r = 0; r < MT_ROWS; r++) {
 		/* a plain store: not assembled in a vector by vpinsrd */
-		uint32_t v = kb_ld32(rp[r] + off);
+		uint32_t v = kb_ld32(mt_row(full, R, r, off));
 		__asm__("movl %1, %0" : "=m"(slot[r]) : "r"(v));
 	}
 }
 
-/* lane L of Z[j] = 16 bytes at rp[4L + j] + off */
-AI void mt_loadp(const uint8_t *const *rp, size_t off, __m512i Z[4])
+/* lane L of Z[j] = 16 bytes at row 4L + j, + off */
+AI void mt_loadp(const int full, const mtrows *R, size_t off, __m512i Z[4])
 {
 #pragma GCC unroll 4
 	for (int j = 0; j < 4; j++) {
-		__m512i z = _mm512_castsi128_si512(ld128(rp[j] + off));
-		z = _mm512_mask_broadcast_i32x4(z, 0x00f0, ld128(rp[4 + j] + off));
-		z = _mm512_mask_broadcast_i32x4(z, 0x0f00, ld128(rp[8 + j] + off));
-		Z[j] = _mm512_mask_broadcast_i32x4(z, 0xf000, ld128(rp[12 + j] + off));
+		__m512i z = _mm512_castsi128_si512(ld128(mt_row(full, R, j, off)));
+		z = _mm512_mask_broadcast_i32x4(z, 0x00f0, ld128(mt_row(full, R, 4 + j, off)));
+		z = _mm512_mask_broadcast_i32x4(z, 0x0f00, ld128(mt_row(full, R, 8 + j, off)));
+		Z[j] = _mm512_mask_broadcast_i32x4(z, 0xf000, ld128(mt_row(full, R, 12 + j, off)));
+	}
+}
+
+/* 32 bytes of 16 rows: T[k] lane r = dword k of the 32 bytes of row r at
+ * off. Two rows per vector (a 256-bit half each: one plain load and one
+ * insert), 4 x 4 dword transposes within the 128-bit lanes, then
+ * vshufi32x4 gathers the lanes; vector p holds rows 8h + a and 8h + 4 + a
+ * (p = 4h + a) so that the rows come out in order. */
+AI void mt_load32(const int full, const mtrows *R, size_t off, __m512i T[8])
+{
+	__m512i Z[8], U[4], V[4];
+#pragma GCC unroll 8
+	for (int p = 0; p < 8; p++) {
+		int r = 8 * (p >> 2) + (p & 3);
+		Z[p] = _mm512_inserti64x4(_mm512_castsi256_si512(ld256(mt_row(full, R, r, off))),
+					  ld256(mt_row(full, R, r + 4, off)), 1);
+	}
+	mt_tr(Z, U);
+	mt_tr(Z + 4, V);
+#pragma GCC unroll 4
+	for (int k = 0; k < 4; k++) {
+		T[k] = _mm512_shuffle_i32x4(U[k], V[k], 0x88);	   /* lanes 0 2 | 0 2 */
+		T[4 + k] = _mm512_shuffle_i32x4(U[k], V[k], 0xdd); /* lanes 1 3 | 1 3 */
 	}
 }
 
 /* rows [0, nr) (nr <= 16) x activations [0, C): a tile; rows past nr
  * repeat the last one (their results are not stored) */
-AI void mt_tile(const int T, const int C, int64_t nb, const uint8_t *W,
+AI void mt_tile(const int T, const int C, const int full, int64_t nb, const uint8_t *W,
 		size_t rb, int nr, const uint8_t *A, size_t as, float *y,
 		int64_t ldy, const uint8_t *pf, size_t pfstep)
 {
-	const int bb = bbytes32(T), hasm = T == KT_Q4_1;
-	const int qo = T == KT_Q4_1 ? 4 : 2;
+	const int bb = bbytes32(T), hasm = T == KT_Q4_1 || T == KT_Q5_1;
+	const int hb = T == KT_Q5_0 || T == KT_Q5_1, ho = T == KT_Q5_1 ? 4 : 2;
+	const int qo = T == KT_Q4_1 ? 4 : T == KT_Q5_0 ? 6 : T == KT_Q5_1 ? 8 : 2;
 	const size_t aqo = a32_qs_off(nb), axo = a32_aux_off(nb);
 	const __m512i m4 = _mm512_set1_epi8(0x0f);
 	/* rows past nr: the last row again (loads stay inside the matrix) */
-	const uint8_t *rp[MT_ROWS];
-	for (int r = 0; r < MT_ROWS; r++)
-		rp[r] = W + (r < nr ? r : nr - 1) * rb;
-	uint32_t dt[2][MT_ROWS];
+	/* q4_0 keeps its row pointers (the full-tile addressing: -4%) */
+	const int fa = full && T != KT_Q4_0;
+	mtrows R;
+	mt_rows_init(&R, W, rb, nr);
+	uint32_t dt[2][MT_ROWS], ht[2][MT_ROWS];
 	__m512 acc[8], accm[8];
 #pragma GCC unroll 8
 	for (int c = 0; c < C; c++)
 		acc[c] = accm[c] = _mm512_setzero_ps();
-	mt_scales(rp, 0, dt[0]);
+	mt_scales(fa, &R, 0, dt[0]);
+	if (hb)
+		mt_scales(fa, &R, ho, ht[0]);
 	for (int64_t i = 0; i < nb; i++) {
-		if (i + 1 < nb)
-			mt_scales(rp, (size_t)(i + 1) * bb, dt[(i + 1) & 1]);
+		if (i + 1 < nb) {
+			mt_scales(fa, &R, (size_t)(i + 1) * bb, dt[(i + 1) & 1]);
+			if (hb)
+				mt_scales(fa, &R, (size_t)(i + 1) * bb + ho, ht[(i + 1) & 1]);
+		}
 		if (pf)
 			for (size_t o = 0; o < MT_ROWS * (size_t)bb; o += 64)
 				_mm_prefetch((const char *)pf + i * pfstep + o, MT_PFH);
 		__m512i Z[4], Q[8], Tq[4];
-		mt_loadp(rp, (size_t)i * bb + qo, Z);
+		mt_loadp(fa, &R, (size_t)i * bb + qo, Z);
 		mt_tr(Z, Tq);
 		if (T == KT_Q8_0) {
 			const __m512i x80 = _mm512_set1_epi8((char)0x80);
 #pragma GCC unroll 4
 			for (int k = 0; k < 4; k++)
 				Q[k] = _mm512_xor_si512(Tq[k], x80);
-			mt_loadp(rp, (size_t)i * bb + qo + 16, Z);
+			mt_loadp(fa, &R, (size_t)i * bb + qo + 16, Z);
 			mt_tr(Z, Tq);
 #pragma GCC unroll 4
 			for (int k = 0; k < 4; k++)
@@ -352,6 +282,28 @@ AI void mt_tile(const int T, const int C, int64_t nb, const uint8_t *W,
 			for (int k = 0; k < 4; k++) {
 				Q[k] = _mm512_and_si512(Tq[k], m4);
 				Q[4 + k] = _mm512_and_si512(_mm512_srli_epi16(Tq[k], 4), m4);
+			}
+		}
+		if (hb) {
+			/* the 5th bit of element e is bit e of the row's qh: Q[k]
+			 * (elements 4k..4k+3) take bits 4k.. of qh byte k / 2,
+			 * Q[4 + k] those of byte 2 + k / 2: the byte repeated over
+			 * the dword (vpshufb), vptestmb against the element's bit */
+			const __m512i hv = _mm512_loadu_si512(ht[i & 1]);
+			const __m512i x10 = _mm512_set1_epi8(0x10);
+			const __m512i dsel = _mm512_set_epi32(
+				0x0c0c0c0c, 0x08080808, 0x04040404, 0, 0x0c0c0c0c, 0x08080808, 0x04040404, 0,
+				0x0c0c0c0c, 0x08080808, 0x04040404, 0, 0x0c0c0c0c, 0x08080808, 0x04040404, 0);
+#pragma GCC unroll 4
+			for (int j = 0; j < 4; j++) {
+				__m512i rj = _mm512_shuffle_epi8(hv, _mm512_add_epi32(dsel,
+					_mm512_set1_epi32(j * 0x01010101)));
+#pragma GCC unroll 2
+				for (int t = 0; t < 2; t++) {
+					__mmask64 k5 = _mm512_test_epi8_mask(rj,
+						_mm512_set1_epi32((int)(0x08040201u << (4 * t))));
+					Q[2 * j + t] = _mm512_mask_add_epi8(Q[2 * j + t], k5, Q[2 * j + t], x10);
+				}
 			}
 		}
 		__m512i sv = _mm512_loadu_si512(dt[i & 1]);
@@ -387,23 +339,35 @@ AI void mt_tile(const int T, const int C, int64_t nb, const uint8_t *W,
 }
 
 /* One function per activation count: rows in tiles of 16 (the last one
- * partial); a matvec prefetches the next tile's rows. */
-#define MT_FN(NAME, T, C) \
-	static __attribute__((noinline)) void NAME##_c##C( \
+ * partial); a matvec prefetches the next tile's rows. TILE is the tile
+ * function, QB the elements of a block. */
+#define MT_FN(NAME, TILE, QB, T, C) \
+	static __attribute__((noinline, aligned(64))) void NAME##_c##C( \
 		int64_t nb, const uint8_t *w, size_t rb, int64_t nr, \
 		const uint8_t *a, size_t as, float *y, int64_t ldy) \
 	{ \
-		for (int64_t r = 0; r < nr; r += MT_ROWS) { \
-			int k = nr - r < MT_ROWS ? (int)(nr - r) : MT_ROWS; \
+		const size_t pfs = (size_t)MT_ROWS * rb / (size_t)nb; \
+		if (nr < MT_ROWS) { \
+			TILE(T, C, 0, nb, w, rb, (int)nr, a, as, y, ldy, NULL, pfs); \
+			return; \
+		} \
+		for (int64_t r0 = 0; r0 < nr; r0 += MT_ROWS) { \
+			/* the last tile ends at the last row (it may overlap \
+			 * the one before: the same rows give the same bits) */ \
+			int64_t r = r0 + MT_ROWS <= nr ? r0 : nr - MT_ROWS; \
 			const uint8_t *pf = C == 1 && MT_PFD && r + (MT_PFD + 1) * MT_ROWS <= nr ? \
 				w + (r + MT_PFD * MT_ROWS) * rb : NULL; \
-			mt_tile(T, C, nb, w + r * rb, rb, k, a, as, y + r, ldy, \
-				pf, (size_t)MT_ROWS * rb / (size_t)nb); \
+			TILE(T, C, C == 1, nb, w + r * rb, rb, MT_ROWS, a, as, \
+			     y + r, ldy, \
+			     pf, pfs); \
 		} \
 	}
-#define MT_DRIVER(NAME, T) \
-	MT_FN(NAME, T, 1) MT_FN(NAME, T, 2) MT_FN(NAME, T, 3) MT_FN(NAME, T, 4) \
-	MT_FN(NAME, T, 5) MT_FN(NAME, T, 6) MT_FN(NAME, T, 7) MT_FN(NAME, T, 8) \
+#define MT_DRIVER(NAME, T) MT_DRIVER_G(NAME, mt_tile, QK, T)
+#define MT_DRIVER_G(NAME, TILE, QB, T) \
+	MT_FN(NAME, TILE, QB, T, 1) MT_FN(NAME, TILE, QB, T, 2) \
+	MT_FN(NAME, TILE, QB, T, 3) MT_FN(NAME, TILE, QB, T, 4) \
+	MT_FN(NAME, TILE, QB, T, 5) MT_FN(NAME, TILE, QB, T, 6) \
+	MT_FN(NAME, TILE, QB, T, 7) MT_FN(NAME, TILE, QB, T, 8) \
 	static void NAME(int64_t n, const void *W, size_t rb, int64_t nr, \
 			 const void *acts, size_t as, int B, float *y, \
 			 int64_t ldy) \
@@ -415,188 +379,264 @@ AI void mt_tile(const int T, const int C, int64_t nb, const uint8_t *W,
 		const uint8_t *a = acts; \
 		for (int b = 0; b < B; b += 8) { \
 			int c = B - b < 8 ? B - b : 8; \
-			tab[c - 1](n / QK, W, rb, nr, a + b * as, as, y + b * ldy, ldy); \
+			tab[c - 1](n / (QB), W, rb, nr, a + b * as, as, y + b * ldy, ldy); \
 		} \
 	}
 MT_DRIVER(mt_q4_0, KT_Q4_0)
 MT_DRIVER(mt_q4_1, KT_Q4_1)
+MT_DRIVER(mt_q5_0, KT_Q5_0)
+MT_DRIVER(mt_q5_1, KT_Q5_1)
 MT_DRIVER(mt_q8_0, KT_Q8_0)
 
 /* ---------------------------------------------------------------------
- * k-quants: vpmaddubsw, then vpdpwssd with the sub-block scales
+ * k-quants, 16 rows per vector (as q4_0 above): a tile's 16 rows are read
+ * side by side, 16 bytes at a time, transposed so that a vector holds 4
+ * quants of 16 rows, and multiplied by activation bytes broadcast from
+ * memory (vpdpbusd). A sub-block's integer dot comes out whole in each
+ * row's lane; the sub-block scales (a lane per row, decoded from the
+ * transposed scale bytes) multiply it (vpmulld) into the block's integer
+ * sum. The min / offset term, sum over sub-blocks of m_g (or -32 sc_g for
+ * q6_K) times the activation's bsum_g, is a few vpdpwssd of the rows'
+ * int16 pairs with bsum pairs broadcast from memory. The weights of a
+ * tile are decoded once per block for up to 8 activations.
+ *
+ * Float order, the same for every tile shape (batch and split invariance):
+ * for each row and activation, over the blocks i in order,
+ * acc = fma(float(isum_i), d_i * d_a,i, acc), and for q4_K and q5_K
+ * accm = fma(float(msum_i), dmin_i * d_a,i, accm); the result is
+ * acc (- accm).
  * --------------------------------------------------------------------- */
 
-/* 32 int16 lanes: lane k = src lane (base + k / per) */
-AI __m512i sc_idx(int base, int per)
+/* vpshufb control: in every dword, byte 0 = byte j of the dword (and
+ * byte 2 too if pair), the others 0 */
+AI __m512i kbsel(int j, int pair)
 {
-	short e[32];
-	for (int k = 0; k < 32; k++)
-		e[k] = (short)(base + k / per);
-	return ld512(e);
+	uint32_t v = pair ? (uint32_t)j * 0x10001u | 0x80008000u : (uint32_t)j | 0x80808000u;
+	uint32_t e[16];
+	for (int d = 0; d < 16; d++)
+		e[d] = v + (pair ? 0x40004u : 4u) * (uint32_t)(d % 4);
+	return _mm512_loadu_si512(e);
 }
 
-AI void mmk45_tile(const int T, const int R, const int C, int64_t nb,
-		   const uint8_t *W, size_t rb, const uint8_t *A, size_t as,
-		   float *y, int64_t ldy)
+/* rows [0, nr) (nr <= 16) x activations [0, C) of q4_K / q5_K */
+AI void mtk45_tile(const int T, const int C, const int full, int64_t nb, const uint8_t *W,
+		   size_t rb, int nr, const uint8_t *A, size_t as, float *y,
+		   int64_t ldy, const uint8_t *pf, size_t pfstep)
 {
 	const int hb = T == KT_Q5_K;
 	const int bb = hb ? 176 : 144, qo = hb ? 48 : 16;
 	const size_t aqo = ak_qs_off(nb), abo = ak_bs_off(nb);
-	const __m256i m4 = _mm256_set1_epi8(0x0f);
-	const __m256i mdup = _mm256_set_epi16(7, 7, 6, 6, 5, 5, 4, 4, 3, 3, 2, 2, 1, 1, 0, 0);
-	const __m512i sidx = sc_idx(0, 16);
-	__m512 acc[4][4];
-	__m256 accm[4][4];
-#pragma GCC unroll 4
-	for (int r = 0; r < R; r++)
-#pragma GCC unroll 4
-		for (int c = 0; c < C; c++) {
-			acc[r][c] = _mm512_setzero_ps();
-			accm[r][c] = _mm256_setzero_ps();
-		}
+	const __m512i m4 = _mm512_set1_epi8(0x0f), m6 = _mm512_set1_epi8(0x3f);
+	const __m512i m30 = _mm512_set1_epi8(0x30);
+	mtrows R;
+	mt_rows_init(&R, W, rb, nr);
+	__m512 acc[8], accm[8];
+#pragma GCC unroll 8
+	for (int c = 0; c < C; c++)
+		acc[c] = accm[c] = _mm512_setzero_ps();
 	for (int64_t i = 0; i < nb; i++) {
-		float da[4];
-		__m256i bsum[4];
+		if (pf)
+			for (size_t o = 0; o < MT_ROWS * (size_t)bb; o += 64)
+				_mm_prefetch((const char *)pf + i * pfstep + o, MT_PFH);
+		const size_t bo = (size_t)i * bb;
+		__m512i Z[4], Hd[4];
+		mt_loadp(full, &R, bo, Z);
+		mt_tr(Z, Hd);
+		/* Hd[0]: d, dmin; Hd[1..3]: the 12 scale bytes */
+		__m512 dw = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(Hd[0]));
+		__m512 mw = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(Hd[0], 16)));
+		__m512i u[4];
+		u[0] = _mm512_and_si512(Hd[1], m6);
+		u[1] = _mm512_or_si512(_mm512_and_si512(Hd[3], m4),
+				       _mm512_and_si512(_mm512_srli_epi32(Hd[1], 2), m30));
+		u[2] = _mm512_and_si512(Hd[2], m6);
+		u[3] = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi32(Hd[3], 4), m4),
+				       _mm512_and_si512(_mm512_srli_epi32(Hd[2], 2), m30));
+		__m512i H[8];
+		if (hb)
+			mt_load32(full, &R, bo + 16, H);
+		__m512i isum[8];
+#pragma GCC unroll 8
+		for (int c = 0; c < C; c++)
+			isum[c] = _mm512_setzero_si512();
 #pragma GCC unroll 4
+		for (int q = 0; q < 4; q++) {
+			__m512i Tq[8], Q[16];
+			mt_load32(full, &R, bo + qo + 32 * q, Tq);
+#pragma GCC unroll 8
+			for (int k = 0; k < 8; k++) {
+				Q[k] = _mm512_and_si512(Tq[k], m4);
+				Q[8 + k] = _mm512_and_si512(_mm512_srli_epi16(Tq[k], 4), m4);
+				if (hb) {
+					/* the 5th bits: bit 2q (2q + 1) of qh[l] */
+					const __m512i x10 = _mm512_set1_epi8(0x10);
+					__mmask64 kl = _mm512_test_epi8_mask(H[k], _mm512_set1_epi8((char)(1 << (2 * q))));
+					__mmask64 kh = _mm512_test_epi8_mask(H[k], _mm512_set1_epi8((char)(2 << (2 * q))));
+					Q[k] = _mm512_mask_add_epi8(Q[k], kl, Q[k], x10);
+					Q[8 + k] = _mm512_mask_add_epi8(Q[8 + k], kh, Q[8 + k], x10);
+				}
+			}
+			/* sub-blocks 2q (low nibbles) and 2q + 1 (high nibbles) */
+			const int j0 = 2 * q, j1 = 2 * q + 1;
+			__m512i sc0 = _mm512_shuffle_epi8(u[j0 >> 2], kbsel(j0 & 3, 0));
+			__m512i sc1 = _mm512_shuffle_epi8(u[j1 >> 2], kbsel(j1 & 3, 0));
+#pragma GCC unroll 8
+			for (int c = 0; c < C; c++) {
+				const uint8_t *aq = A + c * as + aqo + QKK * i + 64 * q;
+				__m512i s0 = _mm512_setzero_si512(), s1 = _mm512_setzero_si512();
+				__m512i s2 = _mm512_setzero_si512(), s3 = _mm512_setzero_si512();
+#pragma GCC unroll 4
+				for (int k = 0; k < 4; k++) {
+					s0 = _mm512_dpbusd_epi32(s0, Q[k], bc32(aq + 4 * k));
+					s1 = _mm512_dpbusd_epi32(s1, Q[4 + k], bc32(aq + 16 + 4 * k));
+					s2 = _mm512_dpbusd_epi32(s2, Q[8 + k], bc32(aq + 32 + 4 * k));
+					s3 = _mm512_dpbusd_epi32(s3, Q[12 + k], bc32(aq + 48 + 4 * k));
+				}
+				isum[c] = _mm512_add_epi32(isum[c], _mm512_add_epi32(
+					_mm512_mullo_epi32(_mm512_add_epi32(s0, s1), sc0),
+					_mm512_mullo_epi32(_mm512_add_epi32(s2, s3), sc1)));
+			}
+		}
+		/* the mins: m_j (twice, int16) times bsum pair j */
+		__m512i M[8];
+#pragma GCC unroll 8
+		for (int j = 0; j < 8; j++)
+			M[j] = _mm512_shuffle_epi8(u[2 + (j >> 2)], kbsel(j & 3, 1));
+#pragma GCC unroll 8
 		for (int c = 0; c < C; c++) {
 			const uint8_t *ac = A + c * as;
-			da[c] = kb_bits_f32(kb_ld32(ac + 4 * i));
-			bsum[c] = ld256(ac + abo + 32 * i);
-		}
-#pragma GCC unroll 4
-		for (int r = 0; r < R; r++) {
-			const uint8_t *b = W + r * rb + i * bb;
-			uint8_t sm[16];
-			kb_scales_k4(b + 4, sm);
-			__m128i smv = ld128(sm);
-			__m512i sc16 = _mm512_castsi128_si512(_mm_cvtepu8_epi16(smv));
-			__m256i m16 = _mm256_permutexvar_epi16(mdup,
-				_mm256_castsi128_si256(_mm_cvtepu8_epi16(_mm_srli_si128(smv, 8))));
-			__m512i hbits = hb ? _mm512_broadcast_i64x4(ld256(b + 16)) : _mm512_setzero_si512();
-			__m512i isum[4];
-#pragma GCC unroll 4
-			for (int c = 0; c < C; c++)
-				isum[c] = _mm512_setzero_si512();
-#pragma GCC unroll 4
-			for (int j = 0; j < 4; j++) {
-				__m256i q = ld256(b + qo + 32 * j);
-				__m512i z = _mm512_inserti64x4(
-					_mm512_castsi256_si512(_mm256_and_si256(q, m4)),
-					_mm256_and_si256(_mm256_srli_epi16(q, 4), m4), 1);
-				if (hb) {
-					__m512i bit = _mm512_inserti64x4(
-						_mm512_set1_epi8((char)(1 << (2 * j))),
-						_mm256_set1_epi8((char)(1 << (2 * j + 1))), 1);
-					__mmask64 k = _mm512_test_epi8_mask(hbits, bit);
-					z = _mm512_mask_add_epi8(z, k, z, _mm512_set1_epi8(0x10));
-				}
-				__m512i s = _mm512_permutexvar_epi16(
-					_mm512_add_epi16(sidx, _mm512_set1_epi16((short)(2 * j))), sc16);
-#pragma GCC unroll 4
-				for (int c = 0; c < C; c++) {
-					__m512i a = ld512(A + c * as + aqo + QKK * i + 64 * j);
-					isum[c] = _mm512_dpwssd_epi32(isum[c], _mm512_maddubs_epi16(z, a), s);
-				}
-			}
-			float d = h2f(b), dmin = h2f(b + 2);
-#pragma GCC unroll 4
-			for (int c = 0; c < C; c++) {
-				acc[r][c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum[c]),
-							    _mm512_set1_ps(da[c] * d), acc[r][c]);
-				accm[r][c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_madd_epi16(bsum[c], m16)),
-							     _mm256_set1_ps(da[c] * dmin), accm[r][c]);
-			}
+			__m512i ms = _mm512_setzero_si512();
+#pragma GCC unroll 8
+			for (int j = 0; j < 8; j++)
+				ms = _mm512_dpwssd_epi32(ms, M[j], bc32(ac + abo + 32 * i + 4 * j));
+			__m512 da = _mm512_set1_ps(kb_bits_f32(kb_ld32(ac + 4 * i)));
+			acc[c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum[c]), _mm512_mul_ps(dw, da), acc[c]);
+			accm[c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(ms), _mm512_mul_ps(mw, da), accm[c]);
 		}
 	}
-#pragma GCC unroll 4
-	for (int r = 0; r < R; r++)
-#pragma GCC unroll 4
-		for (int c = 0; c < C; c++) {
-			__m256 m = accm[r][c];
-			__m128 m4 = _mm_add_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
-			m4 = _mm_add_ps(m4, _mm_movehl_ps(m4, m4));
-			m4 = _mm_add_ss(m4, _mm_movehdup_ps(m4));
-			y[c * ldy + r] = _mm512_reduce_add_ps(acc[r][c]) - _mm_cvtss_f32(m4);
-		}
+	const __mmask16 km = (__mmask16)((1u << nr) - 1);
+#pragma GCC unroll 8
+	for (int c = 0; c < C; c++)
+		_mm512_mask_storeu_ps(y + c * ldy, km, _mm512_sub_ps(acc[c], accm[c]));
 }
 
-AI void mmq6k_tile(const int T, const int R, const int C, int64_t nb,
-		   const uint8_t *W, size_t rb, const uint8_t *A, size_t as,
-		   float *y, int64_t ldy)
+/* rows [0, nr) (nr <= 16) x activations [0, C) of q6_K: quants made
+ * unsigned (0..63), the -32 offset through the bsums: isum starts from
+ * sum_g -32 sc_g bsum_g (int16 pairs of sub-blocks 2p, 2p + 1) */
+AI void mtq6k_tile(const int T, const int C, const int full, int64_t nb, const uint8_t *W,
+		   size_t rb, int nr, const uint8_t *A, size_t as, float *y,
+		   int64_t ldy, const uint8_t *pf, size_t pfstep)
 {
 	(void)T;
+	const int bb = 210;
 	const size_t aqo = ak_qs_off(nb), abo = ak_bs_off(nb);
-	const __m512i m4 = _mm512_set1_epi8(0x0f), m3 = _mm512_set1_epi8(3);
-	const __m512i m30 = _mm512_set1_epi8(0x30);
-	const __m512i hsh = _mm512_inserti64x4(_mm512_setzero_si512(), _mm256_set1_epi16(2), 1);
-	const __m512i sidx = sc_idx(0, 8);
-	__m512 acc[4][4];
-#pragma GCC unroll 4
-	for (int r = 0; r < R; r++)
-#pragma GCC unroll 4
-		for (int c = 0; c < C; c++)
-			acc[r][c] = _mm512_setzero_ps();
+	const __m512i m4 = _mm512_set1_epi8(0x0f), m30 = _mm512_set1_epi8(0x30);
+	mtrows R;
+	mt_rows_init(&R, W, rb, nr);
+	uint32_t dt[2][MT_ROWS];
+	_Alignas(64) int32_t scv[16][16];
+	_Alignas(32) int32_t bsp[8][8];
+	/* bsum words 0 2 1 3, 4 6 5 7 ...: dwords (4k, 4k+2), (4k+1, 4k+3) */
+	const __m256i bsx = _mm256_broadcastsi128_si256(_mm_setr_epi8(
+		0, 1, 4, 5, 2, 3, 6, 7, 8, 9, 12, 13, 10, 11, 14, 15));
+	__m512 acc[8];
+#pragma GCC unroll 8
+	for (int c = 0; c < C; c++)
+		acc[c] = _mm512_setzero_ps();
+	/* d (f16 @208) in the high half of the word @206 */
+	mt_scales(full, &R, 206, dt[0]);
 	for (int64_t i = 0; i < nb; i++) {
-		float da[4];
-		__m256i bsum[4];
+		const size_t bo = (size_t)i * bb;
+		if (i + 1 < nb)
+			mt_scales(full, &R, bo + bb + 206, dt[(i + 1) & 1]);
+		if (pf)
+			for (size_t o = 0; o < MT_ROWS * (size_t)bb; o += 64)
+				_mm_prefetch((const char *)pf + i * pfstep + o, MT_PFH);
+		__m512i Z[4], S[4];
+		mt_loadp(full, &R, bo + 192, Z);
+		mt_tr(Z, S); /* S[k] lane r: scales 4k..4k+3 of row r */
+		/* sc as int16 pairs: e (sc_4k, sc_4k+2), o (sc_4k+1, sc_4k+3);
+		 * the bsums in that order (pairs (4k, 4k+2), (4k+1, 4k+3)) */
+		__m512i E[4], O[4];
 #pragma GCC unroll 4
-		for (int c = 0; c < C; c++) {
-			const uint8_t *ac = A + c * as;
-			da[c] = kb_bits_f32(kb_ld32(ac + 4 * i));
-			bsum[c] = ld256(ac + abo + 32 * i);
+		for (int k = 0; k < 4; k++) {
+			E[k] = _mm512_srai_epi16(_mm512_slli_epi16(S[k], 8), 8);
+			O[k] = _mm512_srai_epi16(S[k], 8);
 		}
+		/* the 16 sub-block scales, sign-extended, through the stack (the
+		 * vpmulld take them from memory) */
+#pragma GCC unroll 16
+		for (int g = 0; g < 16; g++)
+			_mm512_store_si512(scv[g], _mm512_srai_epi32(
+				_mm512_slli_epi32(S[g >> 2], 24 - 8 * (g & 3)), 24));
+		__m512i isum[8];
+#pragma GCC unroll 8
+		for (int c = 0; c < C; c++) {
+			__m256i bs = ld256(A + c * as + abo + 32 * i);
+			_mm256_store_si256((__m256i *)bsp[c], _mm256_shuffle_epi8(bs, bsx));
+			__m512i s = _mm512_setzero_si512();
 #pragma GCC unroll 4
-		for (int r = 0; r < R; r++) {
-			const uint8_t *b = W + r * rb + i * 210;
-			__m256i sc16y = _mm256_cvtepi8_epi16(ld128(b + 192));
-			__m512i sc16 = _mm512_castsi256_si512(sc16y);
-			__m512i isum[4];
-#pragma GCC unroll 4
-			for (int c = 0; c < C; c++) /* the -32 offset: 32 sum sc bsum */
-				isum[c] = _mm512_zextsi256_si512(
-					_mm256_slli_epi32(_mm256_madd_epi16(bsum[c], sc16y), 5));
+			for (int k = 0; k < 4; k++) {
+				s = _mm512_dpwssd_epi32(s, E[k], _mm512_set1_epi32(bsp[c][2 * k]));
+				s = _mm512_dpwssd_epi32(s, O[k], _mm512_set1_epi32(bsp[c][2 * k + 1]));
+			}
+			isum[c] = _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_slli_epi32(s, 5));
+		}
+#pragma GCC unroll 1
+		for (int h = 0; h < 2; h++) {
+			__m512i H[8];
+			mt_load32(full, &R, bo + 128 + 32 * h, H);
 #pragma GCC unroll 2
-			for (int h = 0; h < 2; h++) {
-				__m512i L = ld512(b + 64 * h);
-				__m512i H = _mm512_srlv_epi16(_mm512_broadcast_i64x4(ld256(b + 128 + 32 * h)), hsh);
-				__m512i z[2];
-				z[0] = _mm512_ternarylogic_epi32(L, m4,
-					_mm512_slli_epi16(_mm512_and_si512(H, m3), 4), 0xea);
-				z[1] = _mm512_ternarylogic_epi32(_mm512_srli_epi16(L, 4), m4,
-					_mm512_and_si512(H, m30), 0xea);
+			for (int g = 0; g < 2; g++) { /* groups g (low nibbles) and g + 2 (high) */
+				__m512i L[8];
+				mt_load32(full, &R, bo + 64 * h + 32 * g, L);
 #pragma GCC unroll 2
-				for (int k = 0; k < 2; k++) {
-					__m512i s = _mm512_permutexvar_epi16(
-						_mm512_add_epi16(sidx, _mm512_set1_epi16((short)(8 * h + 4 * k))), sc16);
-#pragma GCC unroll 4
+				for (int hi = 0; hi < 2; hi++) {
+					__m512i Q[8];
+#pragma GCC unroll 8
+					for (int m = 0; m < 8; m++) {
+						/* 2 high bits: bits 2 (g + 2 hi) of qh */
+						const int sh = 2 * (g + 2 * hi);
+						__m512i hx = sh < 4 ? _mm512_slli_epi16(H[m], 4 - sh) :
+							     sh > 4 ? _mm512_srli_epi16(H[m], sh - 4) : H[m];
+						__m512i lx = hi ? _mm512_srli_epi16(L[m], 4) : L[m];
+						Q[m] = _mm512_ternarylogic_epi32(lx, m4, _mm512_and_si512(hx, m30), 0xea);
+					}
+					/* sub-blocks of group g + 2 hi of half h */
+					const int sb = 8 * h + 2 * (g + 2 * hi);
+					const __m512i *sc = (const __m512i *)scv[0] + sb;
+#pragma GCC unroll 8
 					for (int c = 0; c < C; c++) {
-						__m512i a = ld512(A + c * as + aqo + QKK * i + 128 * h + 64 * k);
-						__m512i p = _mm512_maddubs_epi16(z[k], a);
-						isum[c] = _mm512_sub_epi32(isum[c], _mm512_madd_epi16(p, s));
+						const uint8_t *aq = A + c * as + aqo + QKK * i + 16 * sb;
+						__m512i s0 = _mm512_setzero_si512(), s1 = _mm512_setzero_si512();
+#pragma GCC unroll 4
+						for (int k = 0; k < 4; k++) {
+							s0 = _mm512_dpbusd_epi32(s0, Q[k], bc32(aq + 4 * k));
+							s1 = _mm512_dpbusd_epi32(s1, Q[4 + k], bc32(aq + 16 + 4 * k));
+						}
+						isum[c] = _mm512_add_epi32(isum[c], _mm512_add_epi32(
+							_mm512_mullo_epi32(s0, sc[0]), _mm512_mullo_epi32(s1, sc[1])));
 					}
 				}
 			}
-			float d = h2f(b + 208);
-#pragma GCC unroll 4
-			for (int c = 0; c < C; c++) /* isum holds -(sum) */
-				acc[r][c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum[c]),
-							    _mm512_set1_ps(-da[c] * d), acc[r][c]);
+		}
+		__m512i sv = _mm512_loadu_si512(dt[i & 1]);
+		__m512 dw = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(sv, 16)));
+#pragma GCC unroll 8
+		for (int c = 0; c < C; c++) {
+			__m512 da = _mm512_set1_ps(kb_bits_f32(kb_ld32(A + c * as + 4 * i)));
+			acc[c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum[c]), _mm512_mul_ps(dw, da), acc[c]);
 		}
 	}
-#pragma GCC unroll 4
-	for (int r = 0; r < R; r++)
-#pragma GCC unroll 4
-		for (int c = 0; c < C; c++)
-			y[c * ldy + r] = _mm512_reduce_add_ps(acc[r][c]);
+	const __mmask16 km = (__mmask16)((1u << nr) - 1);
+#pragma GCC unroll 8
+	for (int c = 0; c < C; c++)
+		_mm512_mask_storeu_ps(y + c * ldy, km, acc[c]);
 }
 
-#define TILEK45(T, R, C, n, w, rb, a, as, y, ldy) \
-	mmk45_tile(T, R, C, (n) / QKK, w, rb, a, as, y, ldy)
-#define TILEQ6K(T, R, C, n, w, rb, a, as, y, ldy) \
-	mmq6k_tile(T, R, C, (n) / QKK, w, rb, a, as, y, ldy)
-MM_DRIVER(mm_q4_k, TILEK45, KT_Q4_K)
-MM_DRIVER(mm_q5_k, TILEK45, KT_Q5_K)
-MM_DRIVER(mm_q6_k, TILEQ6K, KT_Q6_K)
+MT_DRIVER_G(mt_q4_k, mtk45_tile, QKK, KT_Q4_K)
+MT_DRIVER_G(mt_q5_k, mtk45_tile, QKK, KT_Q5_K)
+MT_DRIVER_G(mt_q6_k, mtq6k_tile, QKK, KT_Q6_K)
 
 /* ---------------------------------------------------------------------
  * Float weights: f32, f16 (f32 activations), bf16 (bf16 activations)
@@ -917,12 +957,12 @@ void kern_avx512_fill(kern_ops *o, int has_bf16)
 	o->matmul[KT_BF16] = has_bf16 ? mm_bf16_dp : mm_bf16;
 	o->matmul[KT_Q4_0] = mt_q4_0;
 	o->matmul[KT_Q4_1] = mt_q4_1;
-	o->matmul[KT_Q5_0] = mm_q5_0;
-	o->matmul[KT_Q5_1] = mm_q5_1;
+	o->matmul[KT_Q5_0] = mt_q5_0;
+	o->matmul[KT_Q5_1] = mt_q5_1;
 	o->matmul[KT_Q8_0] = mt_q8_0;
-	o->matmul[KT_Q4_K] = mm_q4_k;
-	o->matmul[KT_Q5_K] = mm_q5_k;
-	o->matmul[KT_Q6_K] = mm_q6_k;
+	o->matmul[KT_Q4_K] = mt_q4_k;
+	o->matmul[KT_Q5_K] = mt_q5_k;
+	o->matmul[KT_Q6_K] = mt_q6_k;
 	o->rmsnorm = rmsnorm_avx512;
 	o->softmax = softmax_avx512;
 	o->swiglu = swiglu_avx512;
