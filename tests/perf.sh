@@ -106,16 +106,22 @@ EOF
 # llama.cpp's (golden "long"."token_nll"), through slm-gen --echo-logits:
 #  - the tokens and windows are llama.cpp's;
 #  - no systematic difference: the mean of the per-token differences of
-#    the negative log-likelihood is within 2 standard errors of 0 (the
-#    differences are rounding noise, sd ~0.09 nats per token); on Gemma 3
-#    the mean itself moves with any change of slm's float rounding: two
-#    builds whose products differ by ~1e-7 relative differ per token as
-#    much as slm and llama.cpp do (sd 0.12 nats; from layer 7 on, after
-#    an f16 rounding in attention flips, the difference grows to ~3% of
-#    the logits' input), and 1-ulp perturbations of the products move the
-#    mean with sd ~0.0015 nats (15 such builds: -0.0058 to -0.0008; the
-#    ref kernels -0.0058), so ~1 in 5 numerically equivalent kernels fails
-#    this check there; the kernels' check is unit-kern against ref;
+#    the negative log-likelihood is within 2 sqrt(se^2 + s^2) of 0, where
+#    se is its standard error (the differences are rounding noise, sd
+#    ~0.1 nats per token) and s the spread of llama.cpp's own means: the
+#    root mean square of ln(ppl_variant / ppl) over its configurations in
+#    the golden (one token per batch, flash attention, f32 KV cache: the
+#    mean per-token difference of each from llama.cpp's default). A
+#    difference of implementations that only round differently moves the
+#    mean by that much: on Gemma 3 two slm builds whose products differ by
+#    ~1e-7 relative differ per token as much as slm and llama.cpp do (sd
+#    0.12 nats; from layer 7 on, after an f16 rounding in attention
+#    flips, the difference grows to ~3% of the logits' input), and 1-ulp
+#    perturbations of the products move the mean with sd ~0.0015 nats (15
+#    such builds: -0.0058 to -0.0008; the ref kernels -0.0058), while
+#    llama.cpp's own configurations give -0.0029 to -0.0013 (s = 0.0022;
+#    SmolLM2: -0.0011 to +0.0020, s = 0.0013); the kernels' check is
+#    unit-kern against ref;
 #  - within 0.1% of llama.cpp's perplexity: reported as TODO when not met,
 #    since one standard error of that comparison is ~0.16% on this text
 #    (llama.cpp's own configurations differ from each other by up to 0.3%).
@@ -160,7 +166,10 @@ own = ", ".join("%s %+.3f%%" % (k, 100 * (v / g["ppl"] - 1)) for k, v in sorted(
 print("slm %.4f, llama.cpp %.4f: %+.3f%% over %d tokens; per-token difference %+.5f +/- %.5f (se; sd %.3f); llama.cpp itself: %s"
       % (ppl, g["ppl"], 100 * rel, n, mean, se, sd, own))
 json.dump({"rel": rel}, open(sys.argv[3], "w"))
-sys.exit(0 if abs(mean) <= 2 * se else 1)
+s = math.sqrt(sum(math.log(v / g["ppl"]) ** 2 for v in g["ppl_variants"].values()) / len(g["ppl_variants"]))
+bound = 2 * math.sqrt(se * se + s * s)
+print("bound 2 sqrt(se^2 + s^2) = %.5f, s = %.5f (spread of the llama.cpp configurations)" % (bound, s))
+sys.exit(0 if abs(mean) <= bound else 1)
 PYEOF' sh "$lb" "$top_srcdir/tests/data/quant/gpl-3.txt" "$tmp"
 	sed 's/^/# /' "$tmp/out"
 	if python3 -c 'import json, sys; sys.exit(0 if abs(json.load(open(sys.argv[1]))["rel"]) <= 0.001 else 1)' "$tmp/long.res" 2>/dev/null; then
