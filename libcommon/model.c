@@ -1,7 +1,8 @@
 /*
  * model.c - the transformer forward pass for the supported architectures.
  * Control flow only: matrix products go to the kernels (kern/), spread
- * over the pool's threads by rows; attention is spread by (token, head).
+ * over the pool's threads by rows; attention by shares of (KV head, token,
+ * head) of equal cost, a KV head's queries of one sequence per kernel call.
  * Every buffer is allocated once, in ctx_new.
  */
 #include "model.h"
@@ -362,6 +363,11 @@ static inline uint16_t *kv_row(const slm_kv *kv, uint16_t *base, int slot, int l
 
 /* ---- context ---- */
 
+/* Queries per kern_attn call (its scratch is sized for this many). */
+#define ATTN_MAXQ 32
+/* The fixed cost of a query, in rows (its softmax, its share of a call). */
+#define ATTN_QCOST 16
+
 struct slm_ctx {
 	const slm_model *m;
 	slm_kv *kv;
@@ -373,7 +379,8 @@ struct slm_ctx {
 	size_t act_cap;
 	float **blas_scratch;  /* [nthreads][blas_floats]: dequantized tiles */
 	size_t blas_floats;
-	float *scores;         /* [nthreads][n_ctx] */
+	float *scores;         /* [nthreads][scores_per_thread]: kern_attn's scratch */
+	size_t scores_per_thread;
 	float *rope_cs;        /* cos/sin table for one position */
 	slm_profile *prof;
 	unsigned long long t_mark;
@@ -421,7 +428,10 @@ slm_ctx *ctx_new(const slm_model *m, slm_kv *kv, slm_pool *pool, int max_batch)
 	c->att = slm_xcalloc(B * (size_t)c->q_dim, sizeof(float));
 	c->ffa = slm_xcalloc(B * (size_t)c->ff_dim, sizeof(float));
 	c->tmp = slm_xcalloc(B * (size_t)m->n_embd, sizeof(float));
-	c->scores = slm_xcalloc((size_t)pool_size(pool) * (size_t)kv->n_ctx, sizeof(float));
+	c->scores_per_thread = (kern_attn_scratch(ATTN_MAXQ, kv->n_ctx, m->head_dim) + 15) & ~(size_t)15;
+	c->scores = aligned_alloc(64, (size_t)pool_size(pool) * c->scores_per_thread * sizeof(float));
+	if (!c->scores)
+		slm_die(EX_OSERR, "out of memory for attention scores");
 	c->rope_cs = slm_xcalloc((size_t)m->n_rot, sizeof(float));
 	/* activation buffer: the largest input of any product, for B rows */
 	size_t need = 0;
@@ -675,38 +685,91 @@ static void matmul_group(slm_ctx *c, const slm_tensor **w, float **y, int64_t *l
 
 /* ---- attention over the pool ---- */
 
+/* Rows [lo, hi) of entry e in this layer. */
+static void attn_rows(const slm_ctx *c, const slm_entry *e, int *lo, int *hi)
+{
+	const slm_model *m = c->m;
+	*lo = 0;
+	if (m->layers[c->layer].swa && e->pos - m->n_swa + 1 > 0)
+		*lo = e->pos - m->n_swa + 1;
+	*hi = e->pos + 1;
+}
+
+typedef struct attn_batch {
+	kern_attn_q q[ATTN_MAXQ];
+	int nq, hk, slot;
+} attn_batch;
+
+/* One kern_attn call for the queries gathered (p0, p1 absolute so far). */
+static void attn_flush(slm_ctx *c, attn_batch *ab, float *scratch)
+{
+	if (!ab->nq)
+		return;
+	const slm_model *m = c->m;
+	int hd = m->head_dim;
+	int64_t base = ab->q[0].p0;
+	for (int j = 1; j < ab->nq; j++)
+		base = ab->q[j].p0 < base ? ab->q[j].p0 : base;
+	for (int j = 0; j < ab->nq; j++) {
+		ab->q[j].p0 -= base;
+		ab->q[j].p1 -= base;
+	}
+	size_t off = (size_t)ab->hk * (size_t)hd;
+	kern_attn(kv_row(c->kv, c->kv->k, ab->slot, c->layer, (int)base, c->kv_dim) + off,
+		  kv_row(c->kv, c->kv->v, ab->slot, c->layer, (int)base, c->kv_dim) + off,
+		  (size_t)c->kv_dim * sizeof(uint16_t), hd, m->q_prescale ? 1.0f : m->attn_scale,
+		  ab->q, ab->nq, scratch);
+	ab->nq = 0;
+}
+
+/* The queries (entry i, head h) in the order (KV head, entry, head of its
+ * group), each costing its rows + ATTN_QCOST; thread ith takes those that
+ * start in its equal share of the total cost (so a single entry's heads
+ * are split too), and gives kern_attn those of one KV head and one
+ * sequence together. kern_attn's result for a query does not depend on
+ * the others of its call: the split does not change the arithmetic. */
 static void attn_worker(void *arg, int ith, int nth)
 {
 	slm_ctx *c = arg;
 	const slm_model *m = c->m;
-	const slm_layer *L = &m->layers[c->layer];
 	int hd = m->head_dim, group = m->n_head / m->n_head_kv;
-	long total = (long)c->n * m->n_head, b0, b1;
-	pool_split(total, ith, nth, &b0, &b1);
-	float *sc = c->scores + (size_t)ith * (size_t)c->kv->n_ctx;
-	size_t stride = (size_t)c->kv_dim * sizeof(uint16_t);
-	for (long t = b0; t < b1; t++) {
-		int i = (int)(t / m->n_head), h = (int)(t % m->n_head);
-		const slm_entry *e = &c->e[i];
-		int hk = h / group;
-		const float *q = c->q + (size_t)i * (size_t)c->qkv_dim + (size_t)h * (size_t)hd;
-		int lo = 0;
-		if (L->swa && e->pos - m->n_swa + 1 > 0)
-			lo = e->pos - m->n_swa + 1;
-		int np = e->pos - lo + 1;
-		const uint16_t *k0 = kv_row(c->kv, c->kv->k, e->slot, c->layer, lo, c->kv_dim) +
-				     (size_t)hk * (size_t)hd;
-		const uint16_t *v0 = kv_row(c->kv, c->kv->v, e->slot, c->layer, lo, c->kv_dim) +
-				     (size_t)hk * (size_t)hd;
-		kern_attn_dot(1, k0, stride, q, hd, np,
-			      m->q_prescale ? 1.0f : m->attn_scale, sc);
-		kern_softmax(sc, np);
-		/* the weights rounded to f16 as llama.cpp's f16 V product has them */
-		kern_round_f16(sc, np);
-		float *o = c->att + (size_t)i * (size_t)c->q_dim + (size_t)h * (size_t)hd;
-		memset(o, 0, (size_t)hd * sizeof *o);
-		kern_attn_axpy(1, v0, stride, sc, hd, np, o);
+	long long per_kv = 0;
+	for (int i = 0; i < c->n; i++) {
+		int lo, hi;
+		attn_rows(c, &c->e[i], &lo, &hi);
+		per_kv += (long long)group * (hi - lo + ATTN_QCOST);
 	}
+	long long total = per_kv * m->n_head_kv;
+	long long c0 = total * ith / nth, c1 = total * (ith + 1) / nth;
+	float *scratch = c->scores + (size_t)ith * c->scores_per_thread;
+	attn_batch ab = { .nq = 0 };
+	long long pre = 0;
+	for (int hk = 0; hk < m->n_head_kv && pre < c1; hk++) {
+		for (int i = 0; i < c->n && pre < c1; i++) {
+			const slm_entry *e = &c->e[i];
+			int lo, hi;
+			attn_rows(c, e, &lo, &hi);
+			long long w = hi - lo + ATTN_QCOST;
+			/* heads g with pre + g w in [c0, c1) */
+			long long g0 = c0 > pre ? (c0 - pre + w - 1) / w : 0;
+			long long g1 = c1 > pre ? (c1 - pre + w - 1) / w : 0;
+			g1 = g1 < group ? g1 : group;
+			pre += w * group;
+			for (long long g = g0; g < g1; g++) {
+				if (ab.nq && (ab.hk != hk || ab.slot != e->slot || ab.nq == ATTN_MAXQ))
+					attn_flush(c, &ab, scratch);
+				int h = hk * group + (int)g;
+				kern_attn_q *q = &ab.q[ab.nq++];
+				q->q = c->q + (size_t)i * (size_t)c->qkv_dim + (size_t)h * (size_t)hd;
+				q->out = c->att + (size_t)i * (size_t)c->q_dim + (size_t)h * (size_t)hd;
+				q->p0 = lo;
+				q->p1 = hi;
+				ab.hk = hk;
+				ab.slot = e->slot;
+			}
+		}
+	}
+	attn_flush(c, &ab, scratch);
 }
 
 void model_forward(slm_ctx *c, const slm_entry *e, int n, float *logits)

@@ -201,6 +201,22 @@ void kern_attn_axpy(int kv_f16, const void *V, size_t stride, const float *p,
 	cur->attn_axpy(kv_f16, V, stride, p, hd, npos, out);
 }
 
+void kern_attn(const uint16_t *K, const uint16_t *V, size_t stride,
+	       int64_t hd, float scale, const kern_attn_q *qs, int nq,
+	       float *scratch)
+{
+	kern_init();
+	cur->attn(K, V, stride, hd, scale, qs, nq, scratch);
+}
+
+size_t kern_attn_scratch(int nq, int64_t span, int64_t hd)
+{
+	/* for every variant: nq score rows of span rounded up to 16, the
+	 * nq queries and 16 K rows as f32, hd rounded up to 16 */
+	size_t h = (size_t)((hd + 15) & ~(int64_t)15);
+	return (size_t)nq * ((size_t)((span + 15) & ~(int64_t)15) + h) + 16 * h;
+}
+
 void kern_f32_to_f16(uint16_t *dst, const float *src, int64_t n)
 {
 	kern_init();

@@ -44,6 +44,14 @@
 /* Largest GGUF type id + 1: kern_ops tables are indexed by slm_dtype.ggml_id. */
 #define KERN_NTYPES 40
 
+/* One query of kern_attn: its vector (hd floats), its output (hd floats,
+ * overwritten) and its positions [p0, p1) among the call's K/V rows. */
+typedef struct kern_attn_q {
+	const float *q;
+	float *out;
+	int64_t p0, p1;
+} kern_attn_q;
+
 typedef struct kern_ops {
 	const char *name; /* "ref", "avx2", "avx512" */
 
@@ -71,6 +79,9 @@ typedef struct kern_ops {
 	void (*attn_axpy)(int kv_f16, const void *V, size_t stride,
 			  const float *p, int64_t hd, int64_t npos, float *out);
 	void (*f32_to_f16)(uint16_t *dst, const float *src, int64_t n);
+	void (*attn)(const uint16_t *K, const uint16_t *V, size_t stride,
+		     int64_t hd, float scale, const kern_attn_q *qs,
+		     int nq, float *scratch);
 } kern_ops;
 
 /* Detect the CPU and pick the variant (honours SLM_KERNEL). Idempotent;
@@ -129,6 +140,24 @@ void kern_attn_dot(int kv_f16, const void *K, size_t stride, const float *q,
 /* out[0..hd) += sum over t < npos of p[t] * V_t (V_t as K_t above). */
 void kern_attn_axpy(int kv_f16, const void *V, size_t stride, const float *p,
 		    int64_t hd, int64_t npos, float *out);
+/* The whole attention of nq queries that share one KV head of an f16 cache
+ * (a GQA group of heads, and/or consecutive entries of one sequence): for
+ * each query j, over the rows t in [p0, p1) of that query (K_t = (char *)K
+ * + t * stride, V_t likewise, hd halves each):
+ *   s[t] = scale * dot(q, K_t); softmax over those s; each weight rounded
+ *   to f16 (kern_round_f16); out[0..hd) = sum over t of s[t] * V_t.
+ * Rows outside a query's [p0, p1) do not contribute (they may hold
+ * anything, NaN included, if no query of the call has them); p1 > p0 >= 0.
+ * The "ref" variant is exactly kern_attn_dot, kern_softmax,
+ * kern_round_f16 and kern_attn_axpy (from 0) of the reference set. In
+ * every variant the result of a query depends only on its own q, rows,
+ * p0 and p1: not on the other queries of the call nor on their number.
+ * scratch: kern_attn_scratch(nq, span, hd) floats, span >= max p1 - min
+ * p0 over the queries. */
+void kern_attn(const uint16_t *K, const uint16_t *V, size_t stride,
+	       int64_t hd, float scale, const kern_attn_q *qs, int nq,
+	       float *scratch);
+size_t kern_attn_scratch(int nq, int64_t span, int64_t hd);
 /* IEEE half, round to nearest even (for writing an f16 KV cache). */
 void kern_f32_to_f16(uint16_t *dst, const float *src, int64_t n);
 /* x[i] = the f32 value of x[i] rounded to an IEEE half (nearest even):

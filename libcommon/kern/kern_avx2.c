@@ -896,6 +896,217 @@ static void f32_to_f16_avx2(uint16_t *dst, const float *src, int64_t n)
 		dst[i] = kb_f2h(src[i]);
 }
 
+/* ---------------------------------------------------------------------
+ * kern_attn (see kern_avx512.c): scores 8 positions at a time, the 8 rows'
+ * lane vectors reduced by a fixed hadd tree; the block's K rows converted
+ * once (to scratch) when several queries share it; the weighted V sums in
+ * tiles of up to 6 queries x 16 or 32 dimensions, fma chains over each
+ * query's own rows in order (the reference's arithmetic).
+ * --------------------------------------------------------------------- */
+
+/* 8 halves of a row from dimension d (hd: the row's length), as f32 */
+AI __m256 ldh8(const uint16_t *row, int64_t d, int64_t hd)
+{
+	if (d + 8 <= hd)
+		return _mm256_cvtph_ps(ld128(row + d));
+	uint16_t t[8] = { 0 };
+	memcpy(t, row + d, (size_t)(hd - d) * 2);
+	return _mm256_cvtph_ps(ld128(t));
+}
+
+/* lane r = dot(q, row r) for 8 rows: f16 rows kh[r] (KF = 0) or f32
+ * chunk-major kf[(8 c + r) * 8] (KF = 1); lane-wise chains in chunk order,
+ * then the tree */
+AI __m256 score8(const int KF, const uint16_t *const *kh, const float *kf,
+		 const float *q, int64_t hd)
+{
+	__m256 acc[8];
+	int64_t C = (hd + 7) / 8;
+#pragma GCC unroll 8
+	for (int r = 0; r < 8; r++)
+		acc[r] = _mm256_setzero_ps();
+	for (int64_t c = 0; c < C; c++) {
+		__m256 qv = _mm256_loadu_ps(q + 8 * c);
+#pragma GCC unroll 8
+		for (int r = 0; r < 8; r++) {
+			__m256 k = KF ? _mm256_loadu_ps(kf + (8 * c + r) * 8) : ldh8(kh[r], 8 * c, hd);
+			acc[r] = _mm256_fmadd_ps(k, qv, acc[r]);
+		}
+	}
+	__m256 s0 = _mm256_hadd_ps(_mm256_hadd_ps(acc[0], acc[1]), _mm256_hadd_ps(acc[2], acc[3]));
+	__m256 s1 = _mm256_hadd_ps(_mm256_hadd_ps(acc[4], acc[5]), _mm256_hadd_ps(acc[6], acc[7]));
+	return _mm256_add_ps(_mm256_permute2f128_ps(s0, s1, 0x20),
+			     _mm256_permute2f128_ps(s0, s1, 0x31));
+}
+
+/* out[d0, d0 + 8 DB) of QB queries (8 DB <= hd - d0): as vtile in
+ * kern_avx512.c, an inactive query skipped at a row */
+AI void vtile8(const int QB, const int DB, const uint16_t *V, int64_t vstr,
+	       const float *const *w, int64_t T0, const int64_t *p0,
+	       const int64_t *p1, int64_t lo, int64_t a, int64_t b, int64_t hi,
+	       int64_t d0, float *const *out)
+{
+	__m256 o[6][4];
+#pragma GCC unroll 6
+	for (int j = 0; j < QB; j++)
+#pragma GCC unroll 4
+		for (int u = 0; u < DB; u++)
+			o[j][u] = _mm256_setzero_ps();
+	if (a >= b)
+		a = b = hi;
+	for (int seg = 0; seg < 3; seg++) {
+		int64_t s0 = seg == 0 ? lo : seg == 1 ? a : b;
+		int64_t s1 = seg == 0 ? a : seg == 1 ? b : hi;
+		for (int64_t t = s0; t < s1; t++) {
+			const uint16_t *vr = V + t * vstr + d0;
+			__m256 v[4];
+#pragma GCC unroll 4
+			for (int u = 0; u < DB; u++)
+				v[u] = _mm256_cvtph_ps(ld128(vr + 8 * u));
+#pragma GCC unroll 6
+			for (int j = 0; j < QB; j++) {
+				if (seg != 1 && !(t >= p0[j] && t < p1[j]))
+					continue;
+				__m256 p = _mm256_set1_ps(w[j][t - T0]);
+#pragma GCC unroll 4
+				for (int u = 0; u < DB; u++)
+					o[j][u] = _mm256_fmadd_ps(p, v[u], o[j][u]);
+			}
+		}
+	}
+#pragma GCC unroll 6
+	for (int j = 0; j < QB; j++)
+#pragma GCC unroll 4
+		for (int u = 0; u < DB; u++)
+			_mm256_storeu_ps(out[j] + d0 + 8 * u, o[j][u]);
+}
+
+#define VTILE8_CASE(QB, DB)                                                    \
+	case QB:                                                               \
+		for (; d0 + 8 * DB <= hd8; d0 += 8 * DB)                      \
+			vtile8(QB, DB, V, vstr, w, T0, p0, p1, lo, a, b, hi, d0, out); \
+		for (; d0 < hd8; d0 += 8)                                     \
+			vtile8(QB, 1, V, vstr, w, T0, p0, p1, lo, a, b, hi, d0, out); \
+		break;
+
+static void attn_v8(const uint16_t *V, int64_t vstr, int64_t hd, int nt,
+		    const float *const *w, int64_t T0, const int64_t *p0,
+		    const int64_t *p1, float *const *out)
+{
+	int64_t lo = p0[0], hi = p1[0], a = p0[0], b = p1[0], hd8 = hd & ~(int64_t)7, d0 = 0;
+	for (int j = 1; j < nt; j++) {
+		lo = p0[j] < lo ? p0[j] : lo;
+		a = p0[j] > a ? p0[j] : a;
+		hi = p1[j] > hi ? p1[j] : hi;
+		b = p1[j] < b ? p1[j] : b;
+	}
+	switch (nt) {
+		VTILE8_CASE(1, 4)
+		VTILE8_CASE(2, 4)
+		VTILE8_CASE(3, 2)
+		VTILE8_CASE(4, 2)
+		VTILE8_CASE(5, 2)
+		VTILE8_CASE(6, 2)
+	}
+	/* the last hd % 8 dimensions: the same chains, one by one */
+	for (int j = 0; j < nt; j++)
+		for (int64_t d = hd8; d < hd; d++) {
+			float s = 0;
+			for (int64_t t = p0[j]; t < p1[j]; t++)
+				s = fmaf(w[j][t - T0], h2f((const uint8_t *)(V + t * vstr + d)), s);
+			out[j][d] = s;
+		}
+}
+
+static void attn_avx2(const uint16_t *K, const uint16_t *V, size_t stride,
+		      int64_t hd, float scale, const kern_attn_q *qs, int nq,
+		      float *scratch)
+{
+	int64_t T0 = INT64_MAX, T1 = 0, str = (int64_t)(stride / 2);
+	for (int j = 0; j < nq; j++) {
+		if (qs[j].p1 <= qs[j].p0)
+			continue;
+		T0 = qs[j].p0 < T0 ? qs[j].p0 : T0;
+		T1 = qs[j].p1 > T1 ? qs[j].p1 : T1;
+	}
+	for (int j = 0; j < nq; j++)
+		if (qs[j].p1 <= qs[j].p0)
+			memset(qs[j].out, 0, (size_t)hd * sizeof(float));
+	if (T1 <= T0)
+		return;
+	/* scratch: scores (nq rows of ld), the queries zero-padded to C
+	 * chunks of 8, 8 K rows as f32 (chunk-major) */
+	int64_t ld = (T1 - T0 + 15) & ~(int64_t)15, C = (hd + 7) / 8, qst = (hd + 15) & ~(int64_t)15;
+	float *qp = scratch + (size_t)nq * (size_t)ld;
+	float *kf = qp + (size_t)nq * (size_t)qst;
+	for (int j = 0; j < nq; j++) {
+		memset(qp + (size_t)j * (size_t)qst, 0, (size_t)qst * 4);
+		memcpy(qp + (size_t)j * (size_t)qst, qs[j].q, (size_t)hd * 4);
+	}
+	const __m256 vscale = _mm256_set1_ps(scale);
+	for (int64_t tb = T0; tb < T1; tb += 8) {
+		const uint16_t *kh[8];
+		for (int r = 0; r < 8; r++)
+			kh[r] = K + (tb + r < T1 ? tb + r : T1 - 1) * str;
+		for (int r = 0; r < 8; r++) /* V rows, for after the softmax */
+			_mm_prefetch((const char *)(V + (tb + r < T1 ? tb + r : T1 - 1) * str),
+				     _MM_HINT_T1);
+		int users = 0;
+		for (int j = 0; j < nq; j++)
+			users += qs[j].p0 < tb + 8 && qs[j].p1 > tb;
+		if (users > 1)
+			for (int64_t c = 0; c < C; c++)
+				for (int r = 0; r < 8; r++)
+					_mm256_storeu_ps(kf + (8 * c + r) * 8, ldh8(kh[r], 8 * c, hd));
+		for (int j = 0; j < nq; j++) {
+			if (!(qs[j].p0 < tb + 8 && qs[j].p1 > tb))
+				continue;
+			const float *q = qp + (size_t)j * (size_t)qst;
+			__m256 s = users > 1 ? score8(1, kh, kf, q, hd) : score8(0, kh, kf, q, hd);
+			_mm256_storeu_ps(scratch + (size_t)j * (size_t)ld + (tb - T0),
+					 _mm256_mul_ps(s, vscale));
+		}
+	}
+	/* weights, query by query: the softmax, rounded to f16 */
+	for (int j = 0; j < nq; j++) {
+		if (qs[j].p1 <= qs[j].p0)
+			continue;
+		float *x = scratch + (size_t)j * (size_t)ld + (qs[j].p0 - T0);
+		int64_t n = qs[j].p1 - qs[j].p0, i = 0;
+		softmax_avx2(x, n);
+		for (; i + 8 <= n; i += 8)
+			_mm256_storeu_ps(x + i, _mm256_cvtph_ps(_mm256_cvtps_ph(
+				_mm256_loadu_ps(x + i), _MM_FROUND_TO_NEAREST_INT)));
+		for (; i < n; i++)
+			x[i] = kb_h2f(kb_f2h(x[i]));
+	}
+	/* outputs, in balanced tiles of up to 6 queries */
+	const float *w[6];
+	int64_t p0[6], p1[6];
+	float *out[6];
+	int live[60];
+	for (int j0 = 0; j0 < nq;) {
+		int nl = 0, j = j0;
+		for (; j < nq && nl < 60; j++)
+			if (qs[j].p1 > qs[j].p0)
+				live[nl++] = j;
+		int ntiles = (nl + 5) / 6;
+		for (int ti = 0, k = 0; ti < ntiles; ti++) {
+			int nt = (nl - k) / (ntiles - ti);
+			nt += (nl - k) % (ntiles - ti) != 0;
+			for (int i = 0; i < nt; i++, k++) {
+				int jj = live[k];
+				w[i] = scratch + (size_t)jj * (size_t)ld;
+				p0[i] = qs[jj].p0;
+				p1[i] = qs[jj].p1;
+				out[i] = qs[jj].out;
+			}
+			attn_v8(V, str, hd, nt, w, T0, p0, p1, out);
+		}
+		j0 = j;
+	}
+}
+
 #if defined(__clang__)
 #pragma clang attribute pop
 #else
@@ -947,6 +1158,7 @@ void kern_avx2_fill(kern_ops *o)
 	o->attn_dot = attn_dot_avx2;
 	o->attn_axpy = attn_axpy_avx2;
 	o->f32_to_f16 = f32_to_f16_avx2;
+	o->attn = attn_avx2;
 }
 
 #else /* not x86 */

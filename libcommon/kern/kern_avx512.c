@@ -750,7 +750,8 @@ static void rmsnorm_avx512(float *y, const float *x, const float *w, int64_t n,
 	}
 }
 
-static void softmax_avx512(float *x, int64_t n)
+/* softmax; round: the weights rounded to f16 (as kern_round_f16) */
+AI void softmax16(float *x, int64_t n, const int round)
 {
 	__m512 vm = _mm512_set1_ps(-INFINITY);
 	for (int64_t i = 0; i < n; i += 16)
@@ -766,8 +767,17 @@ static void softmax_avx512(float *x, int64_t n)
 	__m512 is = _mm512_set1_ps(1.0f / _mm512_reduce_add_ps(vs));
 	for (int64_t i = 0; i < n; i += 16) {
 		__mmask16 k = tail16(n - i);
-		_mm512_mask_storeu_ps(x + i, k, _mm512_mul_ps(_mm512_maskz_loadu_ps(k, x + i), is));
+		__m512 p = _mm512_mul_ps(_mm512_maskz_loadu_ps(k, x + i), is);
+		if (round)
+			p = _mm512_cvtph_ps(_mm512_cvtps_ph(p, _MM_FROUND_TO_NEAREST_INT |
+								 _MM_FROUND_NO_EXC));
+		_mm512_mask_storeu_ps(x + i, k, p);
 	}
+}
+
+static void softmax_avx512(float *x, int64_t n)
+{
+	softmax16(x, n, 0);
 }
 
 static void swiglu_avx512(float *y, const float *g, const float *u, int64_t n)
@@ -879,6 +889,396 @@ static void attn_axpy_avx512(int kv_f16, const void *V, size_t stride,
 	}
 }
 
+/* ---------------------------------------------------------------------
+ * kern_attn: the queries of one KV head against the same rows.
+ *
+ * Scores, 16 positions at a time: each row's products with q are summed
+ * lane-wise over the head's 16-float chunks (in chunk order), and the 16
+ * lane vectors of the 16 positions reduce to one vector of 16 scores by a
+ * fixed transpose-add tree (no horizontal sum per position). The block's
+ * K rows are converted from f16 once, into scratch, for all the queries
+ * that have positions in it (read directly when only one has). Then the
+ * softmax of each query over its own positions, its weights rounded to
+ * f16, and the weighted sum of V rows: tiles of up to 8 queries x 32 or
+ * 64 dimensions in registers, each V row converted once per tile; a
+ * query's outputs are fma chains over its own positions in order (masked
+ * fmas where some queries of the tile have no such position), which is
+ * the reference's arithmetic exactly (f16 x f16 products are exact).
+ * Nothing of a query depends on the others of the call.
+ * --------------------------------------------------------------------- */
+
+/* The reduction tree of 16 vectors to one whose lane r is the sum of the
+ * 16 lanes of vector r: pairs (tl1), pairs of pairs (tl2), then halves of
+ * 128-bit lanes (tl34), twice. */
+AI __m512 tl1(__m512 a, __m512 b)
+{
+	return _mm512_add_ps(_mm512_unpacklo_ps(a, b), _mm512_unpackhi_ps(a, b));
+}
+
+AI __m512 tl2(__m512 a, __m512 b)
+{
+	__m512d x = _mm512_castps_pd(a), y = _mm512_castps_pd(b);
+	return _mm512_add_ps(_mm512_castpd_ps(_mm512_unpacklo_pd(x, y)),
+			     _mm512_castpd_ps(_mm512_unpackhi_pd(x, y)));
+}
+
+AI __m512 tl34(__m512 a, __m512 b)
+{
+	return _mm512_add_ps(_mm512_shuffle_f32x4(a, b, 0x88), _mm512_shuffle_f32x4(a, b, 0xdd));
+}
+
+/* 16 chunk masks of hd */
+AI __mmask16 chunk_mask(int64_t hd, int64_t c)
+{
+	int64_t left = hd - 16 * c;
+	return left <= 0 ? 0 : tail16(left);
+}
+
+/* The scores of QT queries (q[j]: C chunks, zero-padded) at 16 rows:
+ * lane r of res[j] = dot(q[j], row r). Row r's products are summed
+ * lane-wise in chunk order (fma chains from 0), the 16 vectors of the rows
+ * then by the tree above, built as the rows come. The rows come from f16
+ * (kh[r], KF = 0; converted here, once for the QT queries) or from f32
+ * chunk-major kf[(16 c + r) * 16] (KF = 1). Either way the same arithmetic. */
+AI void score_tile(const int QT, const int KF, const uint16_t *const *kh,
+		   const float *kf, const float *const *q, int64_t hd, __m512 *res)
+{
+	int64_t C = (hd + 15) / 16, C0 = hd / 16;
+	__m512 a0[8], l1[8], l2[8], l3[8];
+#pragma GCC unroll 16
+	for (int r = 0; r < 16; r++) {
+		__m512 acc[8];
+#pragma GCC unroll 8
+		for (int j = 0; j < QT; j++)
+			acc[j] = _mm512_setzero_ps();
+		for (int64_t c = 0; c < C; c++) {
+			__m512 k = KF ? _mm512_loadu_ps(kf + (16 * c + r) * 16)
+				: c < C0 ? _mm512_cvtph_ps(ld256(kh[r] + 16 * c))
+				: _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(tail16(hd - 16 * c),
+									   kh[r] + 16 * c));
+#pragma GCC unroll 8
+			for (int j = 0; j < QT; j++)
+				acc[j] = _mm512_fmadd_ps(k, _mm512_loadu_ps(q[j] + 16 * c), acc[j]);
+		}
+#pragma GCC unroll 8
+		for (int j = 0; j < QT; j++) {
+			if (!(r & 1)) {
+				a0[j] = acc[j];
+				continue;
+			}
+			__m512 x = tl1(a0[j], acc[j]);
+			if (!(r & 2)) {
+				l1[j] = x;
+				continue;
+			}
+			x = tl2(l1[j], x);
+			if (!(r & 4)) {
+				l2[j] = x;
+				continue;
+			}
+			x = tl34(l2[j], x);
+			if (!(r & 8)) {
+				l3[j] = x;
+				continue;
+			}
+			res[j] = tl34(l3[j], x);
+		}
+	}
+}
+
+/* out[d0, d0 + 16 DB) of QB queries: fma chains over rows [lo, hi), each
+ * query only at its own [p0, p1); all queries have [a, b) (a >= b: none
+ * in common). w[j][t - T0]: query j's weights. */
+AI void vtile(const int QB, const int DB, const uint16_t *V, int64_t vstr,
+	      const float *const *w, int64_t T0, const int64_t *p0,
+	      const int64_t *p1, int64_t lo, int64_t a, int64_t b, int64_t hi,
+	      int64_t d0, int64_t hd, float *const *out)
+{
+	__mmask16 dk[4];
+	__m512 o[8][4];
+#pragma GCC unroll 4
+	for (int u = 0; u < DB; u++)
+		dk[u] = chunk_mask(hd - d0, u);
+#pragma GCC unroll 8
+	for (int j = 0; j < QB; j++)
+#pragma GCC unroll 4
+		for (int u = 0; u < DB; u++)
+			o[j][u] = _mm512_setzero_ps();
+	if (a >= b)
+		a = b = hi;
+	for (int seg = 0; seg < 3; seg++) {
+		int64_t s0 = seg == 0 ? lo : seg == 1 ? a : b;
+		int64_t s1 = seg == 0 ? a : seg == 1 ? b : hi;
+		for (int64_t t = s0; t < s1; t++) {
+			const uint16_t *vr = V + t * vstr + d0;
+			__m512 v[4];
+#pragma GCC unroll 4
+			for (int u = 0; u < DB; u++)
+				v[u] = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(dk[u], vr + 16 * u));
+#pragma GCC unroll 8
+			for (int j = 0; j < QB; j++) {
+				__m512 p = _mm512_set1_ps(w[j][t - T0]);
+				if (seg == 1) {
+#pragma GCC unroll 4
+					for (int u = 0; u < DB; u++)
+						o[j][u] = _mm512_fmadd_ps(p, v[u], o[j][u]);
+				} else {
+					__mmask16 k = (__mmask16)(t >= p0[j] && t < p1[j] ? 0xffff : 0);
+#pragma GCC unroll 4
+					for (int u = 0; u < DB; u++)
+						o[j][u] = _mm512_mask3_fmadd_ps(p, v[u], o[j][u], k);
+				}
+			}
+		}
+	}
+#pragma GCC unroll 8
+	for (int j = 0; j < QB; j++)
+#pragma GCC unroll 4
+		for (int u = 0; u < DB; u++)
+			_mm512_mask_storeu_ps(out[j] + d0 + 16 * u, dk[u], o[j][u]);
+}
+
+#define VTILE_CASE(QB, DB)                                                       \
+	case QB:                                                                 \
+		for (int64_t d0 = 0; d0 < hd; d0 += 16 * DB)                    \
+			vtile(QB, DB, V, vstr, w, T0, p0, p1, lo, a, b, hi, d0, hd, \
+			      out);                                              \
+		break;
+
+static void attn_v(const uint16_t *V, int64_t vstr, int64_t hd, int nt,
+		   const float *const *w, int64_t T0, const int64_t *p0,
+		   const int64_t *p1, float *const *out)
+{
+	int64_t lo = p0[0], hi = p1[0], a = p0[0], b = p1[0];
+	for (int j = 1; j < nt; j++) {
+		lo = p0[j] < lo ? p0[j] : lo;
+		a = p0[j] > a ? p0[j] : a;
+		hi = p1[j] > hi ? p1[j] : hi;
+		b = p1[j] < b ? p1[j] : b;
+	}
+	switch (nt) {
+		VTILE_CASE(1, 4)
+		VTILE_CASE(2, 4)
+		VTILE_CASE(3, 4)
+		VTILE_CASE(4, 4)
+		VTILE_CASE(5, 4)
+		VTILE_CASE(6, 4)
+		VTILE_CASE(7, 2)
+		VTILE_CASE(8, 2)
+	}
+}
+
+/* The same for one query, the 16 rows' chains side by side (q in
+ * registers, 4 chunks at a time), reduced at the end by the same tree. */
+AI __m512 score16(const int KF, const uint16_t *const *kh, const float *kf,
+		  const float *q, int64_t hd)
+{
+	__m512 acc[16];
+	int64_t C = (hd + 15) / 16, C0 = hd / 16, c = 0;
+#pragma GCC unroll 16
+	for (int r = 0; r < 16; r++)
+		acc[r] = _mm512_setzero_ps();
+	for (; c + 4 <= C; c += 4) {
+		__m512 qv[4];
+#pragma GCC unroll 4
+		for (int u = 0; u < 4; u++)
+			qv[u] = _mm512_loadu_ps(q + 16 * (c + u));
+#pragma GCC unroll 16
+		for (int r = 0; r < 16; r++)
+#pragma GCC unroll 4
+			for (int u = 0; u < 4; u++) {
+				__m512 k = KF ? _mm512_loadu_ps(kf + (16 * (c + u) + r) * 16)
+					: c + u < C0 ? _mm512_cvtph_ps(ld256(kh[r] + 16 * (c + u)))
+					: _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(
+						  tail16(hd - 16 * (c + u)), kh[r] + 16 * (c + u)));
+				acc[r] = _mm512_fmadd_ps(k, qv[u], acc[r]);
+			}
+	}
+	for (; c < C; c++) {
+		__m512 qv = _mm512_loadu_ps(q + 16 * c);
+#pragma GCC unroll 16
+		for (int r = 0; r < 16; r++) {
+			__m512 k = KF ? _mm512_loadu_ps(kf + (16 * c + r) * 16)
+				: c < C0 ? _mm512_cvtph_ps(ld256(kh[r] + 16 * c))
+				: _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(tail16(hd - 16 * c),
+									   kh[r] + 16 * c));
+			acc[r] = _mm512_fmadd_ps(k, qv, acc[r]);
+		}
+	}
+	__m512 b[8], d[4];
+#pragma GCC unroll 8
+	for (int r = 0; r < 8; r++)
+		b[r] = tl1(acc[2 * r], acc[2 * r + 1]);
+#pragma GCC unroll 4
+	for (int r = 0; r < 4; r++)
+		d[r] = tl2(b[2 * r], b[2 * r + 1]);
+	return tl34(tl34(d[0], d[1]), tl34(d[2], d[3]));
+}
+
+#define SCORE_CASE(QT)                                                   \
+	case QT:                                                         \
+		score_tile(QT, 0, kh, NULL, q, hd, res);                 \
+		break;
+
+/* a tile of QT queries, the rows from f16 */
+static void scores_n(int QT, const uint16_t *const *kh, const float *const *q,
+		     int64_t hd, __m512 *res)
+{
+	switch (QT) {
+		SCORE_CASE(2)
+		SCORE_CASE(3)
+		SCORE_CASE(4)
+		SCORE_CASE(5)
+	default:
+		res[0] = score16(0, kh, NULL, q[0], hd);
+	}
+}
+
+/* Prefetch the hd halves of rows [t0, t1) (a KV cache row holds other
+ * heads too: decoding reads it from memory, in strides) into L1 (l1) or
+ * L2. */
+static inline void pf_rows(const uint16_t *X, int64_t str, int64_t t0, int64_t t1,
+			   int64_t hd, int l1)
+{
+	for (int64_t t = t0; t < t1; t++) {
+		const char *a = (const char *)(X + t * str);
+		uintptr_t first = (uintptr_t)a & ~(uintptr_t)63;
+		for (uintptr_t p = first; p < (uintptr_t)(a + 2 * hd); p += 64) {
+			if (l1)
+				_mm_prefetch((const char *)p, _MM_HINT_T0);
+			else
+				_mm_prefetch((const char *)p, _MM_HINT_T1);
+		}
+	}
+}
+
+/* blocks of 16 K rows prefetched ahead of the scores */
+#define ATTN_PF_BLOCKS 4
+
+/* queries that share a block of rows beyond this many take its rows
+ * converted to f32 once (stores and loads) rather than once per tile */
+#define ATTN_KF_MIN 6
+
+/* query j's scores at scratch[j * ld + (t - T0)], rows [T0, T1); qp: the
+ * queries zero-padded to C chunks; kf: 16 C chunks of 16 floats */
+static void attn_scores(const uint16_t *K, const uint16_t *V, int64_t kstr, int64_t hd,
+			float scale, const kern_attn_q *qs, int nq, const float *qp,
+			float *kf, float *scratch, int64_t ld, int64_t T0, int64_t T1)
+{
+	int64_t C = (hd + 15) / 16, ahead = 16 * ATTN_PF_BLOCKS;
+	const __m512 vscale = _mm512_set1_ps(scale);
+	pf_rows(K, kstr, T0, T0 + ahead < T1 ? T0 + ahead : T1, hd, 1);
+	for (int64_t tb = T0; tb < T1; tb += 16) {
+		/* K rows ahead; V rows for after the softmax */
+		int64_t pa = tb + ahead, pb = tb + ahead + 16;
+		if (pa < T1)
+			pf_rows(K, kstr, pa, pb < T1 ? pb : T1, hd, 1);
+		pf_rows(V, kstr, tb, tb + 16 < T1 ? tb + 16 : T1, hd, 0);
+		const uint16_t *kh[16];
+		for (int r = 0; r < 16; r++)
+			kh[r] = K + (tb + r < T1 ? tb + r : T1 - 1) * kstr;
+		int users[64], nu = 0;
+		for (int j0 = 0; j0 < nq;) {
+			for (nu = 0; j0 < nq && nu < 64; j0++)
+				if (qs[j0].p0 < tb + 16 && qs[j0].p1 > tb)
+					users[nu++] = j0;
+			if (nu >= ATTN_KF_MIN) {
+				for (int64_t c = 0; c < C; c++)
+					for (int r = 0; r < 16; r++)
+						_mm512_storeu_ps(kf + (16 * c + r) * 16,
+								 _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(
+									 chunk_mask(hd, c), kh[r] + 16 * c)));
+				for (int k = 0; k < nu; k++) {
+					const float *q = qp + (size_t)users[k] * (size_t)(16 * C);
+					_mm512_storeu_ps(scratch + (size_t)users[k] * (size_t)ld + (tb - T0),
+							 _mm512_mul_ps(score16(1, kh, kf, q, hd), vscale));
+				}
+				continue;
+			}
+			int ntiles = (nu + 4) / 5;
+			for (int ti = 0, k = 0; ti < ntiles; ti++) {
+				int nt = (nu - k) / (ntiles - ti);
+				nt += (nu - k) % (ntiles - ti) != 0;
+				const float *q[5];
+				__m512 res[5];
+				for (int i = 0; i < nt; i++)
+					q[i] = qp + (size_t)users[k + i] * (size_t)(16 * C);
+				scores_n(nt, kh, q, hd, res);
+				for (int i = 0; i < nt; i++, k++)
+					_mm512_storeu_ps(scratch + (size_t)users[k] * (size_t)ld + (tb - T0),
+							 _mm512_mul_ps(res[i], vscale));
+			}
+		}
+	}
+}
+
+/* outputs from the weights, in tiles of up to 8 queries (balanced) */
+static void attn_outputs(const uint16_t *V, int64_t vstr, int64_t hd,
+			 const kern_attn_q *qs, int nq, const float *scratch,
+			 int64_t ld, int64_t T0)
+{
+	const float *w[8];
+	int64_t p0[8], p1[8];
+	float *out[8];
+	int live[64];
+	for (int j0 = 0; j0 < nq;) {
+		int nl = 0, j = j0;
+		for (; j < nq && nl < 64; j++) {
+			if (qs[j].p1 > qs[j].p0)
+				live[nl++] = j;
+			else
+				memset(qs[j].out, 0, (size_t)hd * sizeof(float));
+		}
+		int ntiles = (nl + 7) / 8;
+		for (int ti = 0, k = 0; ti < ntiles; ti++) {
+			int nt = (nl - k) / (ntiles - ti);
+			nt += (nl - k) % (ntiles - ti) != 0;
+			for (int i = 0; i < nt; i++, k++) {
+				int jj = live[k];
+				w[i] = scratch + (size_t)jj * (size_t)ld;
+				p0[i] = qs[jj].p0;
+				p1[i] = qs[jj].p1;
+				out[i] = qs[jj].out;
+			}
+			attn_v(V, vstr, hd, nt, w, T0, p0, p1, out);
+		}
+		j0 = j;
+	}
+}
+
+static void attn_avx512(const uint16_t *K, const uint16_t *V, size_t stride,
+			int64_t hd, float scale, const kern_attn_q *qs, int nq,
+			float *scratch)
+{
+	int64_t T0 = INT64_MAX, T1 = 0, str = (int64_t)(stride / 2);
+	for (int j = 0; j < nq; j++) {
+		if (qs[j].p1 <= qs[j].p0)
+			continue;
+		T0 = qs[j].p0 < T0 ? qs[j].p0 : T0;
+		T1 = qs[j].p1 > T1 ? qs[j].p1 : T1;
+	}
+	if (T1 <= T0) {
+		for (int j = 0; j < nq; j++)
+			memset(qs[j].out, 0, (size_t)hd * sizeof(float));
+		return;
+	}
+	/* scratch: scores (nq rows of ld), the queries padded (nq x C
+	 * chunks), 16 rows of K as f32 (C chunks) */
+	int64_t ld = (T1 - T0 + 15) & ~(int64_t)15, C = (hd + 15) / 16;
+	float *qp = scratch + (size_t)nq * (size_t)ld;
+	float *kf = qp + (size_t)nq * (size_t)(16 * C);
+	for (int j = 0; j < nq; j++)
+		for (int64_t c = 0; c < C; c++)
+			_mm512_storeu_ps(qp + (size_t)j * (size_t)(16 * C) + 16 * c,
+					 _mm512_maskz_loadu_ps(chunk_mask(hd, c), qs[j].q + 16 * c));
+	attn_scores(K, V, str, hd, scale, qs, nq, qp, kf, scratch, ld, T0, T1);
+	for (int j = 0; j < nq; j++) /* weights, query by query */
+		if (qs[j].p1 > qs[j].p0)
+			softmax16(scratch + (size_t)j * (size_t)ld + (qs[j].p0 - T0),
+				  qs[j].p1 - qs[j].p0, 1);
+	attn_outputs(V, str, hd, qs, nq, scratch, ld, T0);
+}
+
 #if defined(__clang__)
 #pragma clang attribute pop
 #else
@@ -970,6 +1370,7 @@ void kern_avx512_fill(kern_ops *o, int has_bf16)
 	o->rope = rope_avx512;
 	o->attn_dot = attn_dot_avx512;
 	o->attn_axpy = attn_axpy_avx512;
+	o->attn = attn_avx512;
 }
 
 #else /* not x86 */

@@ -610,6 +610,29 @@ static void f32_to_f16_ref(uint16_t *dst, const float *src, int64_t n)
 		dst[i] = kb_f2h(src[i]);
 }
 
+/* The composition of the ops above, query by query: what model.c did
+ * before kern_attn (kern_round_f16 of the reference set is f32_to_f16_ref
+ * then dq_f16). */
+static void attn_ref(const uint16_t *K, const uint16_t *V, size_t stride,
+		     int64_t hd, float scale, const kern_attn_q *qs, int nq,
+		     float *scratch)
+{
+	for (int j = 0; j < nq; j++) {
+		const kern_attn_q *a = &qs[j];
+		int64_t n = a->p1 - a->p0;
+		memset(a->out, 0, (size_t)hd * sizeof *a->out);
+		if (n <= 0)
+			continue;
+		attn_dot_ref(1, (const uint8_t *)K + a->p0 * stride, stride, a->q, hd, n,
+			     scale, scratch);
+		softmax_ref(scratch, n);
+		for (int64_t t = 0; t < n; t++)
+			scratch[t] = kb_h2f(kb_f2h(scratch[t]));
+		attn_axpy_ref(1, (const uint8_t *)V + a->p0 * stride, stride, scratch, hd, n,
+			      a->out);
+	}
+}
+
 /* ---------------------------------------------------------------------
  * The table
  * --------------------------------------------------------------------- */
@@ -640,4 +663,5 @@ const kern_ops kern_ref_ops = {
 	.attn_dot = attn_dot_ref,
 	.attn_axpy = attn_axpy_ref,
 	.f32_to_f16 = f32_to_f16_ref,
+	.attn = attn_ref,
 };
