@@ -148,10 +148,14 @@ void kern_attn_axpy(int kv_f16, const void *V, size_t stride, const float *p,
  *   to f16 (kern_round_f16); out[0..hd) = sum over t of s[t] * V_t.
  * Rows outside a query's [p0, p1) do not contribute (they may hold
  * anything, NaN included, if no query of the call has them); p1 > p0 >= 0.
- * The "ref" variant is exactly kern_attn_dot, kern_softmax,
- * kern_round_f16 and kern_attn_axpy (from 0) of the reference set. In
- * every variant the result of a query depends only on its own q, rows,
- * p0 and p1: not on the other queries of the call nor on their number.
+ * The "ref" variant is exactly this, in float, each product and sum
+ * rounded on its own (no fused multiply-add): the dot of row t sums the
+ * products q[i] * K_t[i] into 8 lanes, lane i mod 8, in order of i, and
+ * adds the lanes as ((l0 + l4) + (l2 + l6)) + ((l1 + l5) + (l3 + l7)),
+ * then times scale; the softmax is kern_softmax of the reference set; and
+ * out[i], from 0, adds s[t] * V_t[i] in order of t. In every variant the
+ * result of a query depends only on its own q, rows, p0 and p1: not on
+ * the other queries of the call nor on their number.
  * scratch: kern_attn_scratch(nq, span, hd) floats, span >= max p1 - min
  * p0 over the queries. */
 void kern_attn(const uint16_t *K, const uint16_t *V, size_t stride,
