@@ -9,8 +9,8 @@
  *   unit-kern -b [V]   micro-benchmark: matvec GB/s per type for variant V,
  *                      and the rate of a 16-activation matmul
  *                      (default: every available one) on 135M-like shapes
- *   unit-kern -a [V]   micro-benchmark of kern_attn against the per-query
- *                      composition of attn_dot, softmax, rounding, attn_axpy
+ *   unit-kern -a [V]   micro-benchmark of kern_attn for variant V (default:
+ *                      every available one), and its gain over the ref's
  *
  * Batch invariance: in every variant, a matmul of B activations over a
  * range of rows gives bit for bit what a matvec of each activation alone
@@ -766,40 +766,6 @@ static void test_helpers(void)
 			ok(close_rel(o, r, nh * hd, 0, 3e-6 * 3), "rope %s nrot=%d: %s == ref",
 			   neox ? "neox" : "normal", nrot, vn);
 		}
-
-		/* attention over f32 and f16 KV: hd 64 and 80, 37 positions */
-		for (int f16 = 0; f16 < 2; f16++)
-			for (int hd = 64; hd <= 80; hd += 16) {
-				int npos = 37;
-				size_t stride = (size_t)(hd + 8) * (f16 ? 2 : 4);
-				uint8_t *K = xmalloc(stride * npos);
-				for (int t = 0; t < npos; t++)
-					for (int i = 0; i < hd; i++) {
-						float e = rndf(-1, 1);
-						if (f16)
-							put_h(K + t * stride + 2 * i, e);
-						else
-							memcpy(K + t * stride + 4 * i, &e, 4);
-					}
-				float sr[37], so[37];
-				ops[0]->attn_dot(f16, K, stride, x, hd, npos, 0.125f, sr);
-				p->attn_dot(f16, K, stride, x, hd, npos, 0.125f, so);
-				/* bound: 2 (hd/8 + 16) u sum|q k| <= that with |k| <= 1 */
-				double S = 0;
-				for (int i = 0; i < hd; i++)
-					S += fabs(x[i]) * 0.125;
-				ok(close_rel(so, sr, npos, 0, 2.0 * (hd / 8 + 16) * 0x1p-24 * S),
-				   "attn_dot %s hd=%d: %s == ref", f16 ? "f16" : "f32", hd, vn);
-				for (int i = 0; i < hd; i++)
-					r[i] = o[i] = u[i];
-				for (int t = 0; t < npos; t++)
-					sr[t] = rndf(0, 0.05f);
-				ops[0]->attn_axpy(f16, K, stride, sr, hd, npos, r);
-				p->attn_axpy(f16, K, stride, sr, hd, npos, o);
-				ok(close_rel(o, r, hd, 0, 2.0 * (npos + 2) * 0x1p-24 * 4.0),
-				   "attn_axpy %s hd=%d: %s == ref", f16 ? "f16" : "f32", hd, vn);
-				free(K);
-			}
 	}
 	free(x);
 	free(g);
@@ -1294,9 +1260,22 @@ static int bench(const char *only)
 	return 0;
 }
 
-/* Attention of one KV head: kern_attn against the per-query composition
- * of the same variant's ops (what model.c did before), ns per query and
- * position, the best of some runs. */
+/* The best time of kern_attn of variant o on s. */
+static double bench_attn1(const kern_ops *o, attn_set *s)
+{
+	double best = 1e30, t0 = now();
+	for (int reps = 0; reps < 5 || now() - t0 < 0.3; reps++) {
+		double a = now();
+		o->attn(s->K, s->V, s->stride, s->hd, s->scale, s->qs, s->nq, s->scratch);
+		double d = now() - a;
+		best = d < best ? d : best;
+	}
+	return best;
+}
+
+/* Attention of one KV head: kern_attn, ns per query and position, the best
+ * of some runs, and its gain over the ref variant's (the plain per-query
+ * composition of kern.h's definition). */
 static int bench_attn(const char *only)
 {
 	static const struct { int hd, G, E, np; } shapes[] = {
@@ -1304,43 +1283,25 @@ static int bench_attn(const char *only)
 		{ 64, 3, 8, 512 }, { 64, 8, 4, 512 }, { 256, 4, 8, 512 },
 	};
 	printf("attention, ns per query x position (hd, G heads, E entries, npos)\n"
-	       "%-7s %-22s %9s %9s %7s\n", "variant", "shape", "per-query", "attn", "gain");
-	for (int v = 0; v < NV; v++) {
-		if (!ops[v] || (only && strcmp(only, VARIANTS[v])))
-			continue;
-		const kern_ops *o = ops[v];
-		for (size_t k = 0; k < sizeof shapes / sizeof shapes[0]; k++) {
-			attn_set s;
-			int E = shapes[k].E;
-			attn_make(&s, shapes[k].hd, shapes[k].G, E, shapes[k].np - E, 0, 2.0f, 0);
-			double tq = 1e30, ta = 1e30, t0 = now(), work = 0;
-			for (int j = 0; j < s.nq; j++)
-				work += (double)(s.qs[j].p1 - s.qs[j].p0);
-			for (int reps = 0; reps < 5 || now() - t0 < 0.3; reps++) {
-				double a = now();
-				for (int j = 0; j < s.nq; j++) {
-					const kern_attn_q *q = &s.qs[j];
-					int64_t n = q->p1 - q->p0;
-					o->attn_dot(1, s.K, s.stride, q->q, s.hd, n, s.scale, s.scratch);
-					o->softmax(s.scratch, n);
-					uint16_t h[1024];
-					o->f32_to_f16(h, s.scratch, n);
-					o->dequant[KT_F16](h, s.scratch, n);
-					memset(q->out, 0, (size_t)s.hd * 4);
-					o->attn_axpy(1, s.V, s.stride, s.scratch, s.hd, n, q->out);
-				}
-				double b = now();
-				o->attn(s.K, s.V, s.stride, s.hd, s.scale, s.qs, s.nq, s.scratch);
-				double c = now();
-				tq = b - a < tq ? b - a : tq;
-				ta = c - b < ta ? c - b : ta;
-			}
-			char sh[40];
-			snprintf(sh, sizeof sh, "%d %d %d %d", s.hd, shapes[k].G, E, shapes[k].np);
-			printf("%-7s %-22s %9.2f %9.2f %6.2fx\n", VARIANTS[v], sh, tq / work * 1e9,
-			       ta / work * 1e9, tq / ta);
-			attn_free(&s);
+	       "%-7s %-22s %9s %7s\n", "variant", "shape", "attn", "vs ref");
+	for (size_t k = 0; k < sizeof shapes / sizeof shapes[0]; k++) {
+		attn_set s;
+		int E = shapes[k].E;
+		attn_make(&s, shapes[k].hd, shapes[k].G, E, shapes[k].np - E, 0, 2.0f, 0);
+		double work = 0;
+		for (int j = 0; j < s.nq; j++)
+			work += (double)(s.qs[j].p1 - s.qs[j].p0);
+		double tref = bench_attn1(ops[0], &s);
+		char sh[40];
+		snprintf(sh, sizeof sh, "%d %d %d %d", s.hd, shapes[k].G, E, shapes[k].np);
+		for (int v = 0; v < NV; v++) {
+			if (!ops[v] || (only && strcmp(only, VARIANTS[v])))
+				continue;
+			double ta = v ? bench_attn1(ops[v], &s) : tref;
+			printf("%-7s %-22s %9.2f %6.2fx\n", VARIANTS[v], sh, ta / work * 1e9,
+			       tref / ta);
 		}
+		attn_free(&s);
 	}
 	return 0;
 }

@@ -187,20 +187,6 @@ void kern_rope(float *x, int nh, int hd, int nrot, const float *cs, int neox)
 	cur->rope(x, nh, hd, nrot, cs, neox);
 }
 
-void kern_attn_dot(int kv_f16, const void *K, size_t stride, const float *q,
-		   int64_t hd, int64_t npos, float scale, float *scores)
-{
-	kern_init();
-	cur->attn_dot(kv_f16, K, stride, q, hd, npos, scale, scores);
-}
-
-void kern_attn_axpy(int kv_f16, const void *V, size_t stride, const float *p,
-		    int64_t hd, int64_t npos, float *out)
-{
-	kern_init();
-	cur->attn_axpy(kv_f16, V, stride, p, hd, npos, out);
-}
-
 void kern_attn(const uint16_t *K, const uint16_t *V, size_t stride,
 	       int64_t hd, float scale, const kern_attn_q *qs, int nq,
 	       float *scratch)

@@ -2,7 +2,7 @@
  * kern.h - numeric kernels of the model: dequantization, matrix-vector and
  * matrix-matrix products directly on GGUF weight blocks, and the float
  * helpers of a transformer step (norm, softmax, gated activations, RoPE,
- * attention over an f32 or f16 KV cache).
+ * attention over an f16 KV cache).
  *
  * Every operation has a plain C reference ("ref", builds everywhere) and
  * SIMD variants chosen once at run time from what the CPU supports:
@@ -73,11 +73,6 @@ typedef struct kern_ops {
 	void (*geglu)(float *y, const float *g, const float *u, int64_t n);
 	void (*rope)(float *x, int nh, int hd, int nrot, const float *cs,
 		     int neox);
-	void (*attn_dot)(int kv_f16, const void *K, size_t stride,
-			 const float *q, int64_t hd, int64_t npos, float scale,
-			 float *scores);
-	void (*attn_axpy)(int kv_f16, const void *V, size_t stride,
-			  const float *p, int64_t hd, int64_t npos, float *out);
 	void (*f32_to_f16)(uint16_t *dst, const float *src, int64_t n);
 	void (*attn)(const uint16_t *K, const uint16_t *V, size_t stride,
 		     int64_t hd, float scale, const kern_attn_q *qs,
@@ -133,13 +128,6 @@ void kern_geglu(float *y, const float *g, const float *u, int64_t n);
  * x[2i], x[2i+1] in normal order, x[i], x[i + nrot/2] in NeoX order). */
 void kern_rope(float *x, int nh, int hd, int nrot, const float *cs,
 	       int neox);
-/* scores[t] = scale * dot(q, K_t), K_t = (char *)K + t * stride holding hd
- * f32 (kv_f16 = 0) or f16 (kv_f16 = 1) values, t in [0, npos). */
-void kern_attn_dot(int kv_f16, const void *K, size_t stride, const float *q,
-		   int64_t hd, int64_t npos, float scale, float *scores);
-/* out[0..hd) += sum over t < npos of p[t] * V_t (V_t as K_t above). */
-void kern_attn_axpy(int kv_f16, const void *V, size_t stride, const float *p,
-		    int64_t hd, int64_t npos, float *out);
 /* The whole attention of nq queries that share one KV head of an f16 cache
  * (a GQA group of heads, and/or consecutive entries of one sequence): for
  * each query j, over the rows t in [p0, p1) of that query (K_t = (char *)K

@@ -700,68 +700,6 @@ static void rope_avx2(float *x, int nh, int hd, int nrot, const float *cs,
 	}
 }
 
-AI __m256 ldkv8(int f16, const uint8_t *p)
-{
-	return f16 ? _mm256_cvtph_ps(ld128(p)) : _mm256_loadu_ps((const float *)p);
-}
-
-static void attn_dot_avx2(int kv_f16, const void *K, size_t stride,
-			  const float *q, int64_t hd, int64_t npos, float scale,
-			  float *scores)
-{
-	int es = kv_f16 ? 2 : 4;
-	for (int64_t t = 0; t < npos; t++) {
-		const uint8_t *k = (const uint8_t *)K + t * stride;
-		__m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
-		int64_t i = 0;
-		for (; i + 16 <= hd; i += 16) {
-			a0 = _mm256_fmadd_ps(ldkv8(kv_f16, k + es * i), _mm256_loadu_ps(q + i), a0);
-			a1 = _mm256_fmadd_ps(ldkv8(kv_f16, k + es * (i + 8)), _mm256_loadu_ps(q + i + 8), a1);
-		}
-		for (; i + 8 <= hd; i += 8)
-			a0 = _mm256_fmadd_ps(ldkv8(kv_f16, k + es * i), _mm256_loadu_ps(q + i), a0);
-		float d = hsum8(_mm256_add_ps(a0, a1));
-		for (; i < hd; i++)
-			d += (kv_f16 ? h2f(k + 2 * i) : kb_bits_f32(kb_ld32(k + 4 * i))) * q[i];
-		scores[t] = d * scale;
-	}
-}
-
-static void attn_axpy_avx2(int kv_f16, const void *V, size_t stride,
-			   const float *p, int64_t hd, int64_t npos, float *out)
-{
-	int es = kv_f16 ? 2 : 4;
-	int64_t i = 0;
-	for (; i + 32 <= hd; i += 32) { /* 32 outputs in registers over all t */
-		__m256 o0 = _mm256_loadu_ps(out + i), o1 = _mm256_loadu_ps(out + i + 8);
-		__m256 o2 = _mm256_loadu_ps(out + i + 16), o3 = _mm256_loadu_ps(out + i + 24);
-		for (int64_t t = 0; t < npos; t++) {
-			const uint8_t *v = (const uint8_t *)V + t * stride + es * i;
-			__m256 a = _mm256_set1_ps(p[t]);
-			o0 = _mm256_fmadd_ps(a, ldkv8(kv_f16, v), o0);
-			o1 = _mm256_fmadd_ps(a, ldkv8(kv_f16, v + 8 * es), o1);
-			o2 = _mm256_fmadd_ps(a, ldkv8(kv_f16, v + 16 * es), o2);
-			o3 = _mm256_fmadd_ps(a, ldkv8(kv_f16, v + 24 * es), o3);
-		}
-		_mm256_storeu_ps(out + i, o0);
-		_mm256_storeu_ps(out + i + 8, o1);
-		_mm256_storeu_ps(out + i + 16, o2);
-		_mm256_storeu_ps(out + i + 24, o3);
-	}
-	for (; i + 8 <= hd; i += 8) {
-		__m256 o = _mm256_loadu_ps(out + i);
-		for (int64_t t = 0; t < npos; t++)
-			o = _mm256_fmadd_ps(_mm256_set1_ps(p[t]),
-					    ldkv8(kv_f16, (const uint8_t *)V + t * stride + es * i), o);
-		_mm256_storeu_ps(out + i, o);
-	}
-	for (; i < hd; i++)
-		for (int64_t t = 0; t < npos; t++) {
-			const uint8_t *v = (const uint8_t *)V + t * stride + es * i;
-			out[i] += p[t] * (kv_f16 ? h2f(v) : kb_bits_f32(kb_ld32(v)));
-		}
-}
-
 /* ---------------------------------------------------------------------
  * Activation quantizers: the same bytes as the reference (same float
  * operations; cvtps2dq rounds to nearest even as the reference's rne).
@@ -1155,8 +1093,6 @@ void kern_avx2_fill(kern_ops *o)
 	o->swiglu = swiglu_avx2;
 	o->geglu = geglu_avx2;
 	o->rope = rope_avx2;
-	o->attn_dot = attn_dot_avx2;
-	o->attn_axpy = attn_axpy_avx2;
 	o->f32_to_f16 = f32_to_f16_avx2;
 	o->attn = attn_avx2;
 }

@@ -839,56 +839,6 @@ static void rope_avx512(float *x, int nh, int hd, int nrot, const float *cs,
 	}
 }
 
-AI __m512 ldkv16(int f16, const uint8_t *p, __mmask16 k)
-{
-	return f16 ? _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(k, p)) : _mm512_maskz_loadu_ps(k, p);
-}
-
-static void attn_dot_avx512(int kv_f16, const void *K, size_t stride,
-			    const float *q, int64_t hd, int64_t npos, float scale,
-			    float *scores)
-{
-	int es = kv_f16 ? 2 : 4;
-	for (int64_t t = 0; t < npos; t++) {
-		const uint8_t *k = (const uint8_t *)K + t * stride;
-		__m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps();
-		int64_t i = 0;
-		for (; i + 32 <= hd; i += 32) {
-			a0 = _mm512_fmadd_ps(ldkv16(kv_f16, k + es * i, 0xffff), _mm512_loadu_ps(q + i), a0);
-			a1 = _mm512_fmadd_ps(ldkv16(kv_f16, k + es * (i + 16), 0xffff),
-					     _mm512_loadu_ps(q + i + 16), a1);
-		}
-		for (; i < hd; i += 16) {
-			__mmask16 m = tail16(hd - i);
-			a0 = _mm512_fmadd_ps(ldkv16(kv_f16, k + es * i, m), _mm512_maskz_loadu_ps(m, q + i), a0);
-		}
-		scores[t] = _mm512_reduce_add_ps(_mm512_add_ps(a0, a1)) * scale;
-	}
-}
-
-static void attn_axpy_avx512(int kv_f16, const void *V, size_t stride,
-			     const float *p, int64_t hd, int64_t npos, float *out)
-{
-	int es = kv_f16 ? 2 : 4;
-	for (int64_t i = 0; i < hd; i += 64) { /* 64 outputs in registers over all t */
-		__mmask16 k[4];
-		__m512 o[4];
-		for (int j = 0; j < 4; j++) {
-			int64_t left = hd - i - 16 * j;
-			k[j] = left <= 0 ? 0 : tail16(left);
-			o[j] = _mm512_maskz_loadu_ps(k[j], out + i + 16 * j);
-		}
-		for (int64_t t = 0; t < npos; t++) {
-			const uint8_t *v = (const uint8_t *)V + t * stride + es * i;
-			__m512 a = _mm512_set1_ps(p[t]);
-			for (int j = 0; j < 4; j++)
-				o[j] = _mm512_fmadd_ps(a, ldkv16(kv_f16, v + 16 * es * j, k[j]), o[j]);
-		}
-		for (int j = 0; j < 4; j++)
-			_mm512_mask_storeu_ps(out + i + 16 * j, k[j], o[j]);
-	}
-}
-
 /* ---------------------------------------------------------------------
  * kern_attn: the queries of one KV head against the same rows.
  *
@@ -1368,8 +1318,6 @@ void kern_avx512_fill(kern_ops *o, int has_bf16)
 	o->swiglu = swiglu_avx512;
 	o->geglu = geglu_avx512;
 	o->rope = rope_avx512;
-	o->attn_dot = attn_dot_avx512;
-	o->attn_axpy = attn_axpy_avx512;
 	o->attn = attn_avx512;
 }
 

@@ -576,31 +576,25 @@ static void rope_ref(float *x, int nh, int hd, int nrot, const float *cs,
 	}
 }
 
-static void attn_dot_ref(int kv_f16, const void *K, size_t stride,
-			 const float *q, int64_t hd, int64_t npos, float scale,
-			 float *scores)
+/* The two halves of kern_attn's reference (f16 rows): scores[t] = scale *
+ * dot(q, K_t), and out[0..hd) += sum over t of p[t] * V_t, t < npos. */
+static void attn_dot_ref(const void *K, size_t stride, const float *q,
+			 int64_t hd, int64_t npos, float scale, float *scores)
 {
 	for (int64_t t = 0; t < npos; t++) {
 		const uint8_t *k = (const uint8_t *)K + t * stride;
-		float d = kv_f16 ? dot_f16(hd, k, q) : dot_f32(hd, k, q);
-		scores[t] = d * scale;
+		scores[t] = dot_f16(hd, k, q) * scale;
 	}
 }
 
-static void attn_axpy_ref(int kv_f16, const void *V, size_t stride,
-			  const float *p, int64_t hd, int64_t npos, float *out)
+static void attn_axpy_ref(const void *V, size_t stride, const float *p,
+			  int64_t hd, int64_t npos, float *out)
 {
 	for (int64_t t = 0; t < npos; t++) {
 		const uint8_t *v = (const uint8_t *)V + t * stride;
 		float a = p[t];
-		for (int64_t i = 0; i < hd; i++) {
-			float e;
-			if (kv_f16)
-				e = kb_h2f(kb_ld16(v + 2 * i));
-			else
-				memcpy(&e, v + 4 * i, 4);
-			out[i] += a * e;
-		}
+		for (int64_t i = 0; i < hd; i++)
+			out[i] += a * kb_h2f(kb_ld16(v + 2 * i));
 	}
 }
 
@@ -623,12 +617,12 @@ static void attn_ref(const uint16_t *K, const uint16_t *V, size_t stride,
 		memset(a->out, 0, (size_t)hd * sizeof *a->out);
 		if (n <= 0)
 			continue;
-		attn_dot_ref(1, (const uint8_t *)K + a->p0 * stride, stride, a->q, hd, n,
+		attn_dot_ref((const uint8_t *)K + a->p0 * stride, stride, a->q, hd, n,
 			     scale, scratch);
 		softmax_ref(scratch, n);
 		for (int64_t t = 0; t < n; t++)
 			scratch[t] = kb_h2f(kb_f2h(scratch[t]));
-		attn_axpy_ref(1, (const uint8_t *)V + a->p0 * stride, stride, scratch, hd, n,
+		attn_axpy_ref((const uint8_t *)V + a->p0 * stride, stride, scratch, hd, n,
 			      a->out);
 	}
 }
@@ -660,8 +654,6 @@ const kern_ops kern_ref_ops = {
 	.swiglu = swiglu_ref,
 	.geglu = geglu_ref,
 	.rope = rope_ref,
-	.attn_dot = attn_dot_ref,
-	.attn_axpy = attn_axpy_ref,
 	.f32_to_f16 = f32_to_f16_ref,
 	.attn = attn_ref,
 };
