@@ -370,6 +370,11 @@ static inline uint16_t *kv_row(const slm_kv *kv, uint16_t *base, int slot, int l
 
 #define MAX_MM 3 /* weights of one product job */
 
+/* The rows [lo, hi) an entry's queries attend to in the current layer. */
+typedef struct attn_span {
+	int lo, hi;
+} attn_span;
+
 struct slm_ctx {
 	const slm_model *m;
 	slm_kv *kv;
@@ -383,6 +388,8 @@ struct slm_ctx {
 	size_t blas_floats;
 	float *scores;         /* [nthreads][scores_per_thread]: kern_attn's scratch */
 	size_t scores_per_thread;
+	attn_span *spans;      /* [nthreads][spans_per_thread]: attn_worker's rows of each entry */
+	size_t spans_per_thread;
 	float *rope_cs;        /* cos/sin table for one position */
 	slm_profile *prof;
 	unsigned long long t_mark;
@@ -436,6 +443,10 @@ slm_ctx *ctx_new(const slm_model *m, slm_kv *kv, slm_pool *pool, int max_batch)
 	c->scores = aligned_alloc(64, (size_t)pool_size(pool) * c->scores_per_thread * sizeof(float));
 	if (!c->scores)
 		slm_die(EX_OSERR, "out of memory for attention scores");
+	c->spans_per_thread = (B + 7) & ~(size_t)7; /* whole cache lines */
+	c->spans = aligned_alloc(64, (size_t)pool_size(pool) * c->spans_per_thread * sizeof *c->spans);
+	if (!c->spans)
+		slm_die(EX_OSERR, "out of memory for attention spans");
 	c->rope_cs = slm_xcalloc((size_t)m->n_rot, sizeof(float));
 	/* activation buffer: the largest input of any product, for B rows */
 	size_t need = 0;
@@ -509,6 +520,7 @@ void ctx_free(slm_ctx *c)
 	free(c->ffa);
 	free(c->tmp);
 	free(c->scores);
+	free(c->spans);
 	free(c->rope_cs);
 	free(c->act);
 	for (int t = 0; c->blas_scratch && t < pool_size(c->pool); t++)
@@ -771,14 +783,14 @@ static void matmul_group(slm_ctx *c, const slm_tensor **w, float **y, int64_t *l
 
 /* ---- attention over the pool ---- */
 
-/* Rows [lo, hi) of entry e in this layer. */
-static void attn_rows(const slm_ctx *c, const slm_entry *e, int *lo, int *hi)
+/* The rows of entry e in this layer. */
+static attn_span attn_rows(const slm_ctx *c, const slm_entry *e)
 {
 	const slm_model *m = c->m;
-	*lo = 0;
+	attn_span r = { 0, e->pos + 1 };
 	if (m->layers[c->layer].swa && e->pos - m->n_swa + 1 > 0)
-		*lo = e->pos - m->n_swa + 1;
-	*hi = e->pos + 1;
+		r.lo = e->pos - m->n_swa + 1;
+	return r;
 }
 
 typedef struct attn_batch {
@@ -819,11 +831,11 @@ static void attn_worker(void *arg, int ith, int nth)
 	slm_ctx *c = arg;
 	const slm_model *m = c->m;
 	int hd = m->head_dim, group = m->n_head / m->n_head_kv;
+	attn_span *span = c->spans + (size_t)ith * c->spans_per_thread;
 	long long per_kv = 0;
 	for (int i = 0; i < c->n; i++) {
-		int lo, hi;
-		attn_rows(c, &c->e[i], &lo, &hi);
-		per_kv += (long long)group * (hi - lo + ATTN_QCOST);
+		span[i] = attn_rows(c, &c->e[i]);
+		per_kv += (long long)group * (span[i].hi - span[i].lo + ATTN_QCOST);
 	}
 	long long total = per_kv * m->n_head_kv;
 	long long c0 = total * ith / nth, c1 = total * (ith + 1) / nth;
@@ -833,8 +845,7 @@ static void attn_worker(void *arg, int ith, int nth)
 	for (int hk = 0; hk < m->n_head_kv && pre < c1; hk++) {
 		for (int i = 0; i < c->n && pre < c1; i++) {
 			const slm_entry *e = &c->e[i];
-			int lo, hi;
-			attn_rows(c, e, &lo, &hi);
+			int lo = span[i].lo, hi = span[i].hi;
 			long long w = hi - lo + ATTN_QCOST;
 			/* heads g with pre + g w in [c0, c1) */
 			long long g0 = c0 > pre ? (c0 - pre + w - 1) / w : 0;
