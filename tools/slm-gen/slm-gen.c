@@ -761,8 +761,8 @@ int main(int argc, char **argv)
 	/* scoring: by default no batch large enough for BLIS, so that a
 	 * sequence's figures do not depend on what shares its passes */
 	int batch = opt.batch ? opt.batch : 256;
-	if (!opt.batch && opt.score && model_exact_batch(&m) < batch)
-		batch = model_exact_batch(&m) > 1 ? model_exact_batch(&m) : 1;
+	if (!opt.batch && opt.score && model_exact_batch(&m, 0) < batch)
+		batch = model_exact_batch(&m, 0) > 1 ? model_exact_batch(&m, 0) : 1;
 	int max_batch = batch < slots ? slots : batch;
 	/* generation: a logits row per entry at most; scoring: nearly every
 	 * entry has one, so their memory is capped */
