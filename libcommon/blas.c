@@ -40,6 +40,7 @@ static pthread_once_t once = PTHREAD_ONCE_INIT;
 static int setup_rc;
 static char setup_desc[160];
 static rntm_t rntm1;    /* one BLIS thread per call */
+static rntm_t rntm1_exact;  /* the same, never BLIS's small-matrix code */
 
 /* The sub-configuration for this CPU, and why; NULL: leave it to BLIS. */
 static const char *want_arch(char *why, size_t whylen)
@@ -142,6 +143,9 @@ static void setup_once(void)
 		unsetenv("BLIS_ARCH_TYPE");
 	bli_rntm_init(&rntm1);
 	bli_rntm_set_num_threads(1, &rntm1);
+	bli_rntm_init(&rntm1_exact);
+	bli_rntm_set_num_threads(1, &rntm1_exact);
+	bli_rntm_disable_l3_sup(&rntm1_exact);
 	if (id >= 0 && (int)got != id) {
 		setup_rc = -1;
 		snprintf(setup_desc, sizeof setup_desc,
@@ -231,16 +235,16 @@ size_t blas_scratch_floats(const slm_dtype *t, int64_t n)
 /* Y (B x nr, row stride ldy) = X (B x n, row stride ldx) T^T, T nr x n
  * row-major: T^T is column-major n x nr. */
 static void sgemm_xt(const float *X, int64_t ldx, int B, const float *T, int64_t n,
-		     int64_t nr, float *Y, int64_t ldy)
+		     int64_t nr, float *Y, int64_t ldy, rntm_t *rntm)
 {
 	float one = 1.0f, zero = 0.0f;
 	bli_sgemm_ex(BLIS_NO_TRANSPOSE, BLIS_NO_TRANSPOSE, B, nr, n, &one, (float *)X, ldx,
-		     1, (float *)T, 1, n, &zero, Y, ldy, 1, NULL, &rntm1);
+		     1, (float *)T, 1, n, &zero, Y, ldy, 1, NULL, rntm);
 }
 
-void blas_gemm_rows(const slm_tensor *w, const float *X, int64_t ldx, int B,
-		    float *Y, int64_t ldy, int64_t r0, int64_t r1,
-		    float *scratch, size_t scratch_floats)
+static void gemm_rows(const slm_tensor *w, const float *X, int64_t ldx, int B,
+		      float *Y, int64_t ldy, int64_t r0, int64_t r1,
+		      float *scratch, size_t scratch_floats, rntm_t *rntm)
 {
 	const slm_dtype *dt = w->dtype;
 	int64_t n = (int64_t)w->ne[0];
@@ -250,7 +254,7 @@ void blas_gemm_rows(const slm_tensor *w, const float *X, int64_t ldx, int B,
 		return;
 	pthread_once(&once, setup_once);
 	if (dt == dtype_by_name("f32")) {
-		sgemm_xt(X, ldx, B, (const float *)(W + (size_t)r0 * rb), n, r1 - r0, Y, ldy);
+		sgemm_xt(X, ldx, B, (const float *)(W + (size_t)r0 * rb), n, r1 - r0, Y, ldy, rntm);
 		return;
 	}
 	int64_t tr = (int64_t)scratch_floats / n;
@@ -264,6 +268,20 @@ void blas_gemm_rows(const slm_tensor *w, const float *X, int64_t ldx, int B,
 	for (int64_t r = r0; r < r1; r += tr) {
 		int64_t nr = r1 - r < tr ? r1 - r : tr;
 		kern_dequant(dt, W + (size_t)r * rb, scratch, nr * n);
-		sgemm_xt(X, ldx, B, scratch, n, nr, Y + (r - r0), ldy);
+		sgemm_xt(X, ldx, B, scratch, n, nr, Y + (r - r0), ldy, rntm);
 	}
+}
+
+void blas_gemm_rows(const slm_tensor *w, const float *X, int64_t ldx, int B,
+		    float *Y, int64_t ldy, int64_t r0, int64_t r1,
+		    float *scratch, size_t scratch_floats)
+{
+	gemm_rows(w, X, ldx, B, Y, ldy, r0, r1, scratch, scratch_floats, &rntm1);
+}
+
+void blas_gemm_rows_exact(const slm_tensor *w, const float *X, int64_t ldx, int B,
+			  float *Y, int64_t ldy, int64_t r0, int64_t r1,
+			  float *scratch, size_t scratch_floats)
+{
+	gemm_rows(w, X, ldx, B, Y, ldy, r0, r1, scratch, scratch_floats, &rntm1_exact);
 }

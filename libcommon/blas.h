@@ -46,4 +46,15 @@ void blas_gemm_rows(const slm_tensor *w, const float *X, int64_t ldx, int B,
 		    float *Y, int64_t ldy, int64_t r0, int64_t r1,
 		    float *scratch, size_t scratch_floats);
 
+/* The same, in arithmetic that does not depend on B, on r0 and r1 or on
+ * the tiling: BLIS picks for each call, by its sizes, either its packed
+ * code or its small-matrix code, which sum in another order (on the
+ * haswell sub-configuration a row of X gets other bits at B = 300 than
+ * at B <= 7); this always takes the packed code, where every element is
+ * the same sum in the same order. Slower than blas_gemm_rows on small
+ * products. */
+void blas_gemm_rows_exact(const slm_tensor *w, const float *X, int64_t ldx, int B,
+			  float *Y, int64_t ldy, int64_t r0, int64_t r1,
+			  float *scratch, size_t scratch_floats);
+
 #endif

@@ -386,6 +386,7 @@ struct slm_ctx {
 	size_t act_cap;
 	float **blas_scratch;  /* [nthreads][blas_floats]: dequantized tiles */
 	size_t blas_floats;
+	int f32_act;           /* ctx_set_f32_act */
 	float *scores;         /* [nthreads][scores_per_thread]: kern_attn's scratch */
 	size_t scores_per_thread;
 	attn_span *spans;      /* [nthreads][spans_per_thread]: attn_worker's rows of each entry */
@@ -410,15 +411,56 @@ static int blas_may_take(const slm_tensor *t)
 	return t->ndim == 2 && kern_supported(t->dtype) && t->ne[0] % t->dtype->block_elems == 0;
 }
 
-int model_exact_batch(const slm_model *m)
+/* In f32-activation mode, BLIS takes every product of a weight of type
+ * t (in its exact arithmetic); f32 weights keep their route, their
+ * kernels take f32 activations already. */
+static int f32_act_takes(int f32_act, const slm_dtype *t)
+{
+	return f32_act && t != dtype_by_name("f32");
+}
+
+int model_exact_batch(const slm_model *m, int f32_act)
 {
 	int b = INT_MAX;
 	for (size_t i = 0; i < bundle_n_tensors(m->b); i++) {
 		const slm_tensor *t = bundle_tensor_at(m->b, i);
-		if (blas_may_take(t) && blas_min_batch(t->dtype) - 1 < b)
+		if (blas_may_take(t) && !f32_act_takes(f32_act, t->dtype) &&
+		    blas_min_batch(t->dtype) - 1 < b)
 			b = blas_min_batch(t->dtype) - 1;
 	}
 	return b;
+}
+
+/* BLIS tiles for the weights whose products may go to BLIS: those of
+ * batches of max_batch, all in f32-activation mode. Grows them when the
+ * mode comes on; a tile holds rows of every such weight. */
+static void blas_tiles(slm_ctx *c)
+{
+	const slm_model *m = c->m;
+	int nth = pool_size(c->pool), any_blas = 0;
+	size_t floats = 0;
+	for (size_t i = 0; i < bundle_n_tensors(m->b); i++) {
+		const slm_tensor *t = bundle_tensor_at(m->b, i);
+		if (blas_may_take(t) && (c->max_batch >= blas_min_batch(t->dtype) ||
+					 f32_act_takes(c->f32_act, t->dtype))) {
+			size_t f = blas_scratch_floats(t->dtype, (int64_t)t->ne[0]);
+			if (f > floats)
+				floats = f;
+			any_blas = 1;
+		}
+	}
+	if (!any_blas || (c->blas_scratch && floats <= c->blas_floats))
+		return;
+	blas_setup(0, NULL, 0);
+	if (!c->blas_scratch)
+		c->blas_scratch = slm_xcalloc((size_t)nth, sizeof *c->blas_scratch);
+	for (int t = 0; t < nth && floats; t++) {
+		free(c->blas_scratch[t]);
+		c->blas_scratch[t] = aligned_alloc(64, floats * sizeof(float));
+		if (!c->blas_scratch[t])
+			slm_die(EX_OSERR, "out of memory for BLIS tiles");
+	}
+	c->blas_floats = floats;
 }
 
 slm_ctx *ctx_new(const slm_model *m, slm_kv *kv, slm_pool *pool, int max_batch)
@@ -462,27 +504,14 @@ slm_ctx *ctx_new(const slm_model *m, slm_kv *kv, slm_pool *pool, int max_batch)
 	c->act = aligned_alloc(64, (c->act_cap + 63) / 64 * 64 + 64);
 	if (!c->act)
 		slm_die(EX_OSERR, "out of memory for activations");
-	/* BLIS tiles: for the weights whose batches of max_batch go to BLIS */
-	int nth = pool_size(pool), any_blas = 0;
-	for (size_t i = 0; i < bundle_n_tensors(m->b); i++) {
-		const slm_tensor *t = bundle_tensor_at(m->b, i);
-		if (blas_may_take(t) && max_batch >= blas_min_batch(t->dtype)) {
-			size_t f = blas_scratch_floats(t->dtype, (int64_t)t->ne[0]);
-			if (f > c->blas_floats)
-				c->blas_floats = f;
-			any_blas = 1;
-		}
-	}
-	if (any_blas) {
-		blas_setup(0, NULL, 0);
-		c->blas_scratch = slm_xcalloc((size_t)nth, sizeof *c->blas_scratch);
-		for (int t = 0; t < nth && c->blas_floats; t++) {
-			c->blas_scratch[t] = aligned_alloc(64, c->blas_floats * sizeof(float));
-			if (!c->blas_scratch[t])
-				slm_die(EX_OSERR, "out of memory for BLIS tiles");
-		}
-	}
+	blas_tiles(c);
 	return c;
+}
+
+void ctx_set_f32_act(slm_ctx *c, int on)
+{
+	c->f32_act = on != 0;
+	blas_tiles(c);
 }
 
 void ctx_set_act_hook(slm_ctx *c, slm_act_hook fn, void *arg)
@@ -587,6 +616,7 @@ typedef struct mm_job {
 	int64_t ldy[MAX_MM];
 	int nw;
 	int B;
+	int exact;             /* BLIS: blas_gemm_rows_exact (f32-activation mode) */
 	const void *act;       /* quantized activations (kernels) */
 	size_t act_bytes;      /* per activation */
 	const float *x;        /* f32 activations, ldx apart (BLIS) */
@@ -638,8 +668,9 @@ static void mm_worker(void *arg, int ith, int nth)
 		if (r1 <= r0)
 			continue;
 		if (j->blas) {
-			blas_gemm_rows(w, j->x, j->ldx, j->B, j->y[i] + r0, j->ldy[i], r0, r1,
-				       j->scratch[ith], j->scratch_floats);
+			(j->exact ? blas_gemm_rows_exact : blas_gemm_rows)(
+				w, j->x, j->ldx, j->B, j->y[i] + r0, j->ldy[i], r0, r1,
+				j->scratch[ith], j->scratch_floats);
 		} else if (j->B == 1) {
 			kern_matvec(w->dtype, w->data, n, j->act, j->y[i] + r0, r0, r1);
 		} else {
@@ -687,7 +718,8 @@ static void matmul_multi(slm_ctx *c, const slm_tensor *const *w, float *const *y
 		j.ldy[i] = ldy[i];
 	}
 	/* BLIS takes the f32 input as it is; the kernels take it quantized */
-	j.blas = c->blas_scratch && B >= blas_min_batch(dt) &&
+	j.exact = f32_act_takes(c->f32_act, dt);
+	j.blas = c->blas_scratch && (B >= blas_min_batch(dt) || j.exact) &&
 		 (c->blas_floats >= (size_t)n || dt == dtype_by_name("f32"));
 	if (!j.blas) {
 		if (B >= 32)

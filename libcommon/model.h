@@ -104,15 +104,26 @@ typedef struct slm_profile {
 } slm_profile;
 
 typedef struct slm_ctx slm_ctx;
-/* The largest batch whose matrix products all take slm's kernels, whose
- * results for an entry do not depend on the other entries of the batch;
- * larger batches may send some products to BLIS, which rounds otherwise.
- * INT_MAX when no weight ever goes to BLIS. */
-int model_exact_batch(const slm_model *m);
+/* The largest batch whose results for an entry do not depend on the other
+ * entries of the batch: whose matrix products all take slm's kernels, or
+ * in f32-activation mode (f32_act, ctx_set_f32_act) BLIS's exact route;
+ * larger batches may send some products to BLIS's other route, which
+ * rounds otherwise. INT_MAX when no weight ever goes to that route. */
+int model_exact_batch(const slm_model *m, int f32_act);
 
 /* max_batch: most entries per forward call. */
 slm_ctx *ctx_new(const slm_model *m, slm_kv *kv, slm_pool *pool, int max_batch);
 void ctx_free(slm_ctx *c);
+/* f32-activation mode (on: 1; off, the default: 0): every matrix product
+ * of a quantized, f16 or bf16 weight takes its f32 input as it is, against
+ * the weight dequantized to f32 a tile of rows at a time (BLIS sgemm,
+ * blas_gemm_rows_exact), at every batch size, instead of the kernels'
+ * int8 (f16, bf16) rounding of the input that llama.cpp also does; f32
+ * weights keep their route. More accurate (a Q8_0 model then computes
+ * what its weights dequantized to f32 do, up to the order of summation),
+ * slower. An entry's results stay independent of the batch up to
+ * model_exact_batch(m, 1). Call between forward passes. */
+void ctx_set_f32_act(slm_ctx *c, int on);
 /* Accumulate timings into p (NULL: stop). Costs two clock reads per step. */
 void ctx_set_profile(slm_ctx *c, slm_profile *p);
 /* Calibration: before every matrix product, fn sees the weight and its

@@ -13,7 +13,10 @@
 #    batch on two threads (which must stay below the batch from which
 #    BLIS takes the products: 128 tokens for f32, 256 for f16);
 #  - bad input: an error record for each bad sequence only (a token
-#    outside the vocabulary, longer than -c, empty), the others as alone.
+#    outside the vocabulary, longer than -c, empty), the others as alone;
+#  - --f32-act: on the f32 model the same records bit for bit (f32 weights
+#    keep their route); on the f16 model other figures (f32 activations
+#    instead of f16-rounded ones), batched as above bit for bit.
 #
 # SmolLM2-135M-Instruct Q4_1 (scripts/fetch-models; skipped when it cannot
 # be had), with tests/data/perf:
@@ -32,7 +35,11 @@
 #    unlike llama.cpp, see tests/gen-golden.sh),
 #    the choices llama.cpp picks by more than 1 nat, and the perplexity of the windows within
 #    llama.cpp's own spread of configurations ("spread");
-#  - batching and bad input as above, on all of those sequences.
+#  - batching and bad input as above, on all of those sequences;
+#  - --f32-act: other logits (tests/logits: f32 activations instead of
+#    int8 ones), batching as above bit for bit, and the windows' perplexity
+#    equal to slm-perf ppl -c 128 --f32-act's in passes of 512 tokens (4
+#    windows: BLIS's exact route does not depend on the batch).
 #
 # Environment (from make check): top_srcdir, top_builddir, PATH with the
 # tools. Exit 0 pass, 1 fail, 77 skip (no python3, or no model at all), 99
@@ -184,12 +191,28 @@ EOF
 	same "$tmp/bad.good" "$tmp/good.out"
 }
 
-# batching BUNDLE SEQS: one at a time in passes of 5 tokens on one thread,
-# six at a time in default passes on two threads, with --logprobs: the same
+# batching BUNDLE SEQS [OPTION...]: one at a time in passes of 5 tokens on
+# one thread, six at a time in default passes on two threads, with
+# --logprobs and the OPTIONs: the same
 batching() {
-	slm-gen -m "$1" --score --json --logprobs 3 -t 1 --parallel 1 --batch 5 "$2" > "$tmp/b1.out" &&
-	slm-gen -m "$1" --score --json --logprobs 3 -t 2 --parallel 6 "$2" > "$tmp/b2.out" &&
-	shape "$2" "$tmp/b1.out" && same "$tmp/b1.out" "$tmp/b2.out"
+	b_m=$1 b_s=$2
+	shift 2
+	slm-gen -m "$b_m" --score --json --logprobs 3 -t 1 --parallel 1 --batch 5 "$@" "$b_s" > "$tmp/b1.out" &&
+	slm-gen -m "$b_m" --score --json --logprobs 3 -t 2 --parallel 6 "$@" "$b_s" > "$tmp/b2.out" &&
+	shape "$b_s" "$tmp/b1.out" && same "$tmp/b1.out" "$tmp/b2.out"
+}
+
+# differ A B: as many records, some different (apart from times)
+differ() {
+	python3 - "$1" "$2" "$tmp/lib.py" <<'EOF'
+import sys
+exec(open(sys.argv[3]).read())
+a, b = comparable(sys.argv[1]), comparable(sys.argv[2])
+need(len(a) == len(b), "%d records, %d" % (len(a), len(b)))
+n = sum(x != y for x, y in zip(a, b))
+need(n > 0, "the same %d records" % len(a))
+print("%d of %d records differ" % (n, len(a)))
+EOF
 }
 
 # ---- without a model ----
@@ -225,6 +248,17 @@ EOF' sh "$b" "$tmp/tiny.jsonl" "$streamcat" "$tmp"
 			batching "$b" "$tmp/tiny.jsonl"
 		check "tiny-$m: bad sequences get an error record each, the others as alone" \
 			bad "$b" "$tmp/tiny.jsonl" 200
+		if ! slm-gen -m "$b" --echo-logits --json --f32-act "$tmp/tiny.jsonl" > "$tmp/t32.out"; then
+			fail "tiny-$m: slm-gen --echo-logits --f32-act"
+		elif [ "$m" = qwen2 ]; then
+			check "tiny-qwen2 (f32 weights): --f32-act gives the same records, bit for bit" \
+				same "$tmp/t.out" "$tmp/t32.out"
+		else
+			check "tiny-llama (f16 weights): --f32-act changes the figures" \
+				differ "$tmp/t.out" "$tmp/t32.out"
+			check "tiny-llama --f32-act: the same, bit for bit, one at a time or six at a time, -t 1 or 2" \
+				batching "$b" "$tmp/tiny.jsonl" --f32-act
+		fi
 	done
 else
 	skip "tiny models" "python3 without numpy or gguf"
@@ -370,6 +404,39 @@ EOF
 		batching "$b" "$tmp/all.jsonl"
 	check "smollm2: bad sequences get an error record each, the others as alone" \
 		bad "$b" "$tmp/all.jsonl" 128
+
+	# --f32-act: f32 activations against the dequantized weights
+	check "smollm2: --f32-act changes the logits (tests/logits)" \
+		python3 - "$tmp/win.jsonl" "$tmp/lib.py" "$logits" "$b" <<'EOF'
+import subprocess, sys
+exec(open(sys.argv[2]).read())
+toks = [str(t) for t in seqs(sys.argv[1])["w1"][:24]]
+run = lambda *o: json.loads(subprocess.run([sys.argv[3], sys.argv[4], "-t", "2", "-p", "all", *o] + toks,
+                                           check=True, capture_output=True, text=True).stdout)
+a, b = run(), run("--f32-act")
+d = max(abs(x - y) for k in a["logits"] for x, y in zip(a["logits"][k], b["logits"][k]))
+print("largest difference %g" % d)
+need(d > 1e-3, "logits differ by at most %g" % d)
+EOF
+	check "smollm2 --f32-act: the same, bit for bit, one at a time or six at a time, -t 1 or 2" \
+		batching "$b" "$tmp/all.jsonl" --f32-act
+	check "smollm2 --f32-act: the windows' perplexity equals slm-perf ppl -c 128 --batch 512 --f32-act's" \
+		sh -c 'slm-perf ppl -q -m "$1" -c 128 --batch 512 --f32-act --json "$2" > "$3/ppl32.perf" &&
+			python3 - "$3/win.jsonl" "$3/b2.out" "$3/ppl32.perf" "$3/lib.py" <<EOF
+import sys
+exec(open(sys.argv[4]).read())
+recs, _, _ = scored(sys.argv[2])
+perf = lines(sys.argv[3])[0]
+need(perf.get("f32_act") is True, "no f32_act in", perf)
+nll, count = 0.0, 0
+for i in sorted(seqs(sys.argv[1]), key=lambda i: int(i[1:])):
+    for x in recs[i]:
+        if x["pos"] > 64:
+            nll += -x["logprob"]
+            count += 1
+need(count == perf["scored"], "scored %d, slm-perf %d" % (count, perf["scored"]))
+need(digits(math.exp(nll / count)) == perf["ppl"], "slm-gen %.17g, slm-perf %r" % (math.exp(nll / count), perf["ppl"]))
+EOF' sh "$b" "$data/declaration.txt" "$tmp"
 else
 	skip "smollm2" "scripts/fetch-models smollm2 failed (offline?)"
 fi

@@ -5,8 +5,10 @@
  * positions listed with -p, all with -p all). Teacher-forced, one batch.
  * With -d FILE, the input of every matrix product is also written to FILE
  * (records: u32 name length, name, i32 rows, i32 columns, f32 values), for
- * scripts/compare-acts.
- * usage: logits BUNDLE [-t THREADS] [-b BATCH] [-p all|i,j,...] [-d FILE] ID...
+ * scripts/compare-acts. With --f32-act, the model runs in f32-activation
+ * mode (ctx_set_f32_act).
+ * usage: logits BUNDLE [-t THREADS] [-b BATCH] [-p all|i,j,...] [-d FILE]
+ *        [--f32-act] ID...
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -35,11 +37,16 @@ int main(int argc, char **argv)
 {
 	slm_cli_init(argc, argv);
 	if (argc < 3)
-		slm_die(EX_USAGE, "usage: logits BUNDLE [-t N] [-b BATCH] [-p all|i,j] ID...");
-	int threads = 1, batch = 0;
+		slm_die(EX_USAGE, "usage: logits BUNDLE [-t N] [-b BATCH] [-p all|i,j] "
+			"[-d FILE] [--f32-act] ID...");
+	int threads = 1, batch = 0, f32_act = 0;
 	const char *pos = "", *dump = NULL;
 	int i = 2;
-	for (; i < argc && argv[i][0] == '-'; i += 2) {
+	for (; i < argc && argv[i][0] == '-'; i++) {
+		if (!strcmp(argv[i], "--f32-act")) {
+			f32_act = 1;
+			continue;
+		}
 		if (i + 1 >= argc)
 			slm_die(EX_USAGE, "%s needs a value", argv[i]);
 		if (!strcmp(argv[i], "-t"))
@@ -52,6 +59,7 @@ int main(int argc, char **argv)
 			dump = argv[i + 1];
 		else
 			slm_die(EX_USAGE, "unknown option %s", argv[i]);
+		i++;
 	}
 	int n = argc - i;
 	if (n <= 0)
@@ -68,6 +76,7 @@ int main(int argc, char **argv)
 		slm_die_err(&err);
 	slm_pool *pool = pool_new(threads, 0);
 	slm_ctx *ctx = ctx_new(&m, &kv, pool, batch);
+	ctx_set_f32_act(ctx, f32_act);
 	FILE *df = NULL;
 	if (dump) {
 		if (!(df = fopen(dump, "wb")))

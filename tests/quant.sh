@@ -27,7 +27,11 @@
 #    Q8_0 weights within 0.2% of F32 (dequantized, so that only the
 #    weights' rounding counts), the Q8_0 model run with its int8 kernels
 #    within 0.5% (the kernels round the activations to int8 too: llama.cpp's
-#    own Q8_0 is 0.24% above F32 here); slm's Q4_K_M within 0.5% of
+#    own Q8_0 is 0.24% above F32 here), the Q8_0 model run with
+#    slm-perf --f32-act (f32 activations against its weights dequantized
+#    in tiles) within 0.2% of F32 and within 0.01% of the dequantized
+#    weights' perplexity (the same products, summed in another order by
+#    BLIS: 0.003% apart on 2026-11-24); slm's Q4_K_M within 0.5% of
 #    llama.cpp's (byte-identical, above, so equal); Q4_K_M and Q4_0 with
 #    the importances below them without; Q4_0 with activation-aware scales
 #    below plain Q4_0 in perplexity and below Q4_0 with importances alone
@@ -435,6 +439,20 @@ print(*["%r %r" % (r["ppl"], r["kld"]) for r in map(json.loads, open(sys.argv[1]
 	ll=${17:-}
 	check "Q8_0 weights (run in f32) perplexity $q8w within 0.2% of F32's $f32" within "$q8w" "$f32" 0.2
 	check "Q8_0 run as Q8_0 perplexity $q8 within 0.5% of F32's $f32" within "$q8" "$f32" 0.5
+	if slm-perf ppl -q -t 2 -c 512 --json --f32-act --kld "$tmp/f32.slm" -m "$tmp/q8.slm" \
+		"$text" > "$tmp/ppl32.json"; then
+		python3 -c '
+import json, sys
+r = json.load(open(sys.argv[1]))
+print("# %-10s ppl %8.4f  kld %.5f  top1 %5.1f%%  (--f32-act)" % ("q8.slm", r["ppl"], r["kld"], r["top1_pct"]))
+sys.exit(0 if r.get("f32_act") is True else 1)' "$tmp/ppl32.json" || fail "ppl --f32-act --json: no f32_act"
+		q8f=$(python3 -c 'import json, sys; print(repr(json.load(open(sys.argv[1]))["ppl"]))' "$tmp/ppl32.json")
+		check "Q8_0 run with --f32-act perplexity $q8f within 0.2% of F32's $f32" within "$q8f" "$f32" 0.2
+		check "Q8_0 run with --f32-act perplexity $q8f within 0.01% of its weights dequantized to f32 ($q8w)" \
+			within "$q8f" "$q8w" 0.01
+	else
+		fail "slm-perf ppl --f32-act"
+	fi
 	if [ -n "$ll" ]; then
 		check "Q4_K_M perplexity $q4 within 0.5% of llama.cpp's Q4_K_M's $ll" within "$q4" "$ll" 0.5
 	else

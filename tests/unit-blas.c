@@ -2,7 +2,9 @@
  * unit-blas.c - tests of libcommon/blas: the BLIS sub-configuration is one
  * the CPU can run and BLIS reports it; blas_gemm_rows matches a double-
  * precision product of the dequantized weights (f32, f16, q8_0, q4_k) on
- * odd sizes, row subranges, strides and scratch smaller than the rows.
+ * odd sizes, row subranges, strides and scratch smaller than the rows;
+ * blas_gemm_rows_exact does too, and gives an activation row the same
+ * bits whatever the batch, the row range and the tiling.
  *
  *   unit-blas                 the tests (TAP)
  *   unit-blas -b [-t N] [-B B[,B...]] [TYPE...]
@@ -132,10 +134,14 @@ static void test_setup(void)
 	is_str(again, desc, "a second blas_setup returns the same description");
 }
 
-/* blas_gemm_rows on [r0, r1) of a rows x n tensor, B activations with row
- * strides ldx >= n, output stride ldy, scratch of sf floats */
-static void check_gemm(const char *type, int64_t rows, int64_t n, int B, int64_t r0,
-		       int64_t r1, size_t sf)
+typedef void gemm_fn(const slm_tensor *w, const float *X, int64_t ldx, int B, float *Y,
+		     int64_t ldy, int64_t r0, int64_t r1, float *scratch, size_t scratch_floats);
+
+/* gemm (blas_gemm_rows or blas_gemm_rows_exact) on [r0, r1) of a rows x n
+ * tensor, B activations with row strides ldx >= n, output stride ldy,
+ * scratch of sf floats */
+static void check_gemm_fn(gemm_fn *gemm, const char *type, int64_t rows, int64_t n, int B,
+			  int64_t r0, int64_t r1, size_t sf)
 {
 	slm_tensor w = make_tensor(type, rows, n);
 	int64_t ldx = n + 3, nr = r1 - r0, ldy = nr + 5;
@@ -149,7 +155,7 @@ static void check_gemm(const char *type, int64_t rows, int64_t n, int B, int64_t
 	for (size_t i = 0; i < ny; i++)
 		y[i] = 12345.0f;
 	float *scratch = xmalloc(sf * 4 + 4);
-	blas_gemm_rows(&w, x, ldx, B, y, ldy, r0, r1, scratch, sf);
+	gemm(&w, x, ldx, B, y, ldy, r0, r1, scratch, sf);
 	double worst = 0;
 	int bad = 0, guard = 1;
 	for (int b = 0; b < B; b++) {
@@ -174,14 +180,20 @@ static void check_gemm(const char *type, int64_t rows, int64_t n, int B, int64_t
 		}
 	}
 	ok(!bad && guard,
-	   "%s %lldx%lld rows [%lld,%lld) B=%d scratch %zu: within the bound (worst %.3f of it)%s",
-	   type, (long long)rows, (long long)n, (long long)r0, (long long)r1, B, sf, worst,
+	   "%s%s %lldx%lld rows [%lld,%lld) B=%d scratch %zu: within the bound (worst %.3f of it)%s",
+	   gemm == blas_gemm_rows_exact ? "exact " : "", type, (long long)rows, (long long)n, (long long)r0, (long long)r1, B, sf, worst,
 	   guard ? "" : ", wrote past the rows");
 	free((void *)w.data);
 	free(x);
 	free(wd);
 	free(y);
 	free(scratch);
+}
+
+static void check_gemm(const char *type, int64_t rows, int64_t n, int B, int64_t r0,
+		       int64_t r1, size_t sf)
+{
+	check_gemm_fn(blas_gemm_rows, type, rows, n, B, r0, r1, sf);
 }
 
 static void test_gemm(void)
@@ -205,6 +217,57 @@ static void test_gemm(void)
 	}
 	/* the default tile on a TinyLlama-sized row */
 	check_gemm("q4_k", 300, 2048, 40, 3, 297, blas_scratch_floats(dtype_by_name("q4_k"), 2048));
+}
+
+/* blas_gemm_rows_exact: within the bound, and the bits of a batch of 300
+ * rows of X for every row of X when it comes in batches of 1, 7 or 33,
+ * on row ranges, with scratch for 3 rows or 40 (n = 768: several of BLIS's
+ * k blocks) */
+static void test_exact(void)
+{
+	static const char *const types[] = { "f32", "f16", "q8_0", "q4_k" };
+	for (int i = 0; i < 4; i++) {
+		const char *type = types[i];
+		int64_t rows = 97, n = 768, ldx = n + 3;
+		check_gemm_fn(blas_gemm_rows_exact, type, 53, 256, 7, 2, 51,
+			      (size_t)(5 * 256 + 7));
+		slm_tensor w = make_tensor(type, rows, n);
+		int BF = 300;
+		float *x = xmalloc((size_t)(BF * ldx) * 4);
+		for (int64_t k = 0; k < BF * ldx; k++)
+			x[k] = rndf(-1, 1);
+		size_t big = (size_t)(rows * n);
+		float *scratch = xmalloc(big * 4);
+		float *full = xmalloc((size_t)(BF * rows) * 4);
+		blas_gemm_rows_exact(&w, x, ldx, BF, full, rows, 0, rows, scratch, big);
+		static const struct { int B; int64_t r0, r1, tile; } c[] = {
+			{ 1, 0, 97, 97 }, { 7, 5, 90, 3 }, { 33, 40, 41, 1 }, { 300, 1, 96, 40 },
+		};
+		for (size_t k = 0; k < sizeof c / sizeof c[0]; k++) {
+			int B = c[k].B;
+			int64_t r0 = c[k].r0, r1 = c[k].r1, nr = r1 - r0;
+			float *y = xmalloc((size_t)(BF * nr) * 4);
+			long diff = 0;
+			/* every row of X, in batches of B */
+			for (int b0 = 0; b0 < BF; b0 += B) {
+				int nb = BF - b0 < B ? BF - b0 : B;
+				blas_gemm_rows_exact(&w, x + (size_t)b0 * (size_t)ldx, ldx, nb,
+						     y + (size_t)b0 * (size_t)nr, nr, r0, r1, scratch,
+						     (size_t)(c[k].tile * n));
+			}
+			for (int b = 0; b < BF; b++)
+				for (int64_t r = r0; r < r1; r++)
+					diff += memcmp(&y[b * nr + (r - r0)], &full[b * rows + r], 4) != 0;
+			ok(diff == 0, "exact %s: batches of %d, rows [%lld,%lld), scratch of %lld rows: "
+			   "the bits of one batch of %d (%ld differ)", type, B, (long long)r0,
+			   (long long)r1, (long long)c[k].tile, BF, diff);
+			free(y);
+		}
+		free((void *)w.data);
+		free(x);
+		free(scratch);
+		free(full);
+	}
 }
 
 /* ---------------------------------------------------------------------
@@ -397,5 +460,6 @@ int main(int argc, char **argv)
 		return bench(argc, argv);
 	test_setup();
 	test_gemm();
+	test_exact();
 	return done_testing();
 }

@@ -39,12 +39,13 @@ static const char usage_text[] =
 	"               [--repeat-penalty R] [--repeat-last-n N]\n"
 	"               [--frequency-penalty F] [--presence-penalty P] [--seed N]\n"
 	"               [--stop STRING]... [--logprobs N] [--batch N] [--json]\n"
-	"               [--echo-logits | --score] [-f] [-q] [-v] [-o OUT] [INPUT]\n";
+	"               [--echo-logits | --score] [--f32-act] [-f] [-q] [-v] [-o OUT]\n"
+	"               [INPUT]\n";
 
 static struct {
 	const char *model, *out, *in;
 	int n_predict, n_ctx, threads, parallel, logprobs, batch;
-	int json, force, quiet, verbose, score;
+	int json, force, quiet, verbose, score, f32_act;
 	slm_sample_params sp;
 	int have_seed;
 	int set_temp, set_topk, set_topp, set_minp, set_rep;
@@ -606,7 +607,7 @@ static float gen_default(const slm_bundle *b, const char *key, float def)
 enum {
 	OPT_VERSION = 256, OPT_JSON, OPT_TEMP, OPT_TOPK, OPT_TOPP, OPT_MINP, OPT_REP,
 	OPT_REPN, OPT_FREQ, OPT_PRES, OPT_SEED, OPT_LOGPROBS, OPT_PARALLEL, OPT_BATCH,
-	OPT_STOP, OPT_SCORE,
+	OPT_STOP, OPT_SCORE, OPT_F32_ACT,
 };
 
 static double parse_float(const char *optname, const char *arg, double lo, double hi)
@@ -646,6 +647,7 @@ int main(int argc, char **argv)
 		{ "stop", required_argument, NULL, OPT_STOP },
 		{ "echo-logits", no_argument, NULL, OPT_SCORE },
 		{ "score", no_argument, NULL, OPT_SCORE },
+		{ "f32-act", no_argument, NULL, OPT_F32_ACT },
 		{ "force", no_argument, NULL, 'f' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "verbose", no_argument, NULL, 'v' },
@@ -696,6 +698,7 @@ int main(int argc, char **argv)
 			break;
 		case OPT_LOGPROBS: opt.logprobs = (int)slm_cli_long("--logprobs", optarg, 0, MAX_LOGPROBS); break;
 		case OPT_SCORE: opt.score = 1; break;
+		case OPT_F32_ACT: opt.f32_act = 1; break;
 		case 'f': opt.force = 1; break;
 		case 'q': opt.quiet = 1; break;
 		case 'v': opt.verbose = 1; break;
@@ -758,11 +761,13 @@ int main(int argc, char **argv)
 	if (kv_init(&kv, &m, slots, n_ctx, &err) < 0)
 		slm_die_err(&err);
 	slm_pool *pool = pool_new(threads, 1);
-	/* scoring: by default no batch large enough for BLIS, so that a
-	 * sequence's figures do not depend on what shares its passes */
+	/* scoring: by default no batch large enough for BLIS (but for its
+	 * exact route, in f32-activation mode), so that a sequence's figures
+	 * do not depend on what shares its passes */
 	int batch = opt.batch ? opt.batch : 256;
-	if (!opt.batch && opt.score && model_exact_batch(&m) < batch)
-		batch = model_exact_batch(&m) > 1 ? model_exact_batch(&m) : 1;
+	int exact = model_exact_batch(&m, opt.f32_act);
+	if (!opt.batch && opt.score && exact < batch)
+		batch = exact > 1 ? exact : 1;
 	int max_batch = batch < slots ? slots : batch;
 	/* generation: a logits row per entry at most; scoring: nearly every
 	 * entry has one, so their memory is capped */
@@ -773,6 +778,7 @@ int main(int argc, char **argv)
 		.n_vocab = m.n_vocab, .n_ctx = n_ctx, .slots = slots,
 		.max_batch = max_batch, .max_rows = max_rows, .bundle = bundle_path(b),
 	};
+	ctx_set_f32_act(run.ctx, opt.f32_act);
 	if (tok_vocab_from_bundle(&vocab, b, &err) < 0)
 		slm_die_err(&err);
 	if (tok_n_vocab(vocab) > m.n_vocab)
@@ -784,9 +790,10 @@ int main(int argc, char **argv)
 		char blas[160];
 		blas_setup(0, blas, sizeof blas);
 		fprintf(stderr,
-			"%s: %s: %s, %d layers, %d threads, kernels %s, %s, context %d x %d slots, batch %d, loaded in %.0f ms\n",
+			"%s: %s: %s, %d layers, %d threads, kernels %s%s, %s, context %d x %d slots, batch %d, loaded in %.0f ms\n",
 			slm_progname, bundle_path(b), m.arch_name, m.n_layer, threads,
-			kern_variant_name(), blas, n_ctx, slots, max_batch, now_ms() - t_load0);
+			kern_variant_name(), opt.f32_act ? " (f32 activations)" : "", blas, n_ctx,
+			slots, max_batch, now_ms() - t_load0);
 	}
 
 	FILE *fo = stdout;

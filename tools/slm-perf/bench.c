@@ -51,6 +51,7 @@ static void run_open(brun *r, const slm_model *m, slm_pool *pool, btest t, int B
 	if (r->max_batch < B)
 		r->max_batch = B;
 	r->ctx = ctx_new(m, &r->kv, pool, r->max_batch);
+	ctx_set_f32_act(r->ctx, opt.f32_act);
 	r->ent = slm_xmalloc((size_t)r->max_batch * sizeof *r->ent);
 	r->logits = slm_xmalloc((size_t)B * (size_t)m->n_vocab * sizeof *r->logits);
 }
@@ -127,6 +128,13 @@ static int out_format(void)
 
 static int label_width = 5;
 
+/* The kernel column: "avx512", or longer with --f32-act. */
+static int kernel_width(void)
+{
+	int w = (int)strlen(perf_kernel());
+	return w > 7 ? w : 7;
+}
+
 static void fmt_size(uint64_t bytes, char *buf, size_t cap)
 {
 	snprintf(buf, cap, "%.2f MiB", (double)bytes / (1024.0 * 1024.0));
@@ -169,9 +177,9 @@ static void print_header(void)
 		     "| ---: | ---: |");
 		break;
 	case FMT_TABLE:
-		printf("%-*s  %-6s  %12s  %9s  %-7s  %-8s  %7s  %4s  %-13s  %20s  %8s  %16s  %9s\n",
-		       label_width, "model", "type", "size", "params", "kernel", "blis", "threads",
-		       "B", "test", "t/s", "load ms", "ttft ms", "RSS MiB");
+		printf("%-*s  %-6s  %12s  %9s  %-*s  %-8s  %7s  %4s  %-13s  %20s  %8s  %16s  %9s\n",
+		       label_width, "model", "type", "size", "params", kernel_width(), "kernel",
+		       "blis", "threads", "B", "test", "t/s", "load ms", "ttft ms", "RSS MiB");
 		break;
 	default:
 		break;
@@ -234,10 +242,10 @@ static void print_row(const bres *r)
 		break;
 	default:
 		/* "±" is 2 bytes and 1 column: pad by hand */
-		printf("%-*s  %-6s  %12s  %9s  %-7s  %-8s  %7d  %4d  %-13s  %21s  %8.1f  %*s  %9.1f\n",
-		       label_width, r->label, r->type, size, params, perf_kernel(), perf_blis_arch(),
-		       r->threads, r->B, name, tps, r->load_ms, r->ttft_mean >= 0 ? 17 : 16, ttft,
-		       r->rss_mb);
+		printf("%-*s  %-6s  %12s  %9s  %-*s  %-8s  %7d  %4d  %-13s  %21s  %8.1f  %*s  %9.1f\n",
+		       label_width, r->label, r->type, size, params, kernel_width(), perf_kernel(),
+		       perf_blis_arch(), r->threads, r->B, name, tps, r->load_ms,
+		       r->ttft_mean >= 0 ? 17 : 16, ttft, r->rss_mb);
 		break;
 	}
 	fflush(stdout);

@@ -22,6 +22,7 @@ typedef struct perf_opts {
 	int nmodels;
 	int threads[PERF_MAX_LIST], nthreads;
 	int json, csv, markdown, quiet, verbose;
+	int f32_act;           /* --f32-act: ctx_set_f32_act on every context */
 	/* bench, profile */
 	int prompt[PERF_MAX_LIST], nprompt;
 	int gen[PERF_MAX_LIST], ngen;
@@ -72,7 +73,8 @@ uint64_t perf_rand(uint64_t *state);
  * /proc/self/clear_refs), then read in MiB. */
 void perf_rss_reset(void);
 double perf_rss_peak_mb(void);
-/* Kernel configuration: slm's kernel variant; BLIS as blas_setup()
+/* Kernel configuration: slm's kernel variant ("avx512", "avx512+f32-act"
+ * with --f32-act); BLIS as blas_setup()
  * describes it ("blis 0.9.0 zen3 (set by slm: ...)") and its
  * sub-configuration alone ("zen3"). */
 const char *perf_kernel(void);

@@ -31,6 +31,7 @@ static void scorer_alloc(scorer *s, slm_pool *pool, int slots, int n_ctx, int ma
 	if (kv_init(&s->kv, &s->pm.m, slots, n_ctx, &err) < 0)
 		slm_die_err(&err);
 	s->ctx = ctx_new(&s->pm.m, &s->kv, pool, max_batch);
+	ctx_set_f32_act(s->ctx, opt.f32_act);
 	s->n_vocab = s->pm.m.n_vocab;
 	s->max_rows = score_rows_cap(s->n_vocab, max_batch);
 	s->logits = slm_xmalloc((size_t)s->max_rows * (size_t)s->n_vocab * sizeof *s->logits);
@@ -269,6 +270,8 @@ int ppl_main(void)
 				      "ppl_err", R->ppl_err, "tokens", (json_int_t)n_tok,
 				      "ctx", n_ctx, "chunks", (json_int_t)n_chunk,
 				      "scored", (json_int_t)a.count);
+		if (opt.f32_act)
+			json_object_set_new(o, "f32_act", json_true());
 		const char *pre = opt.nmodels > 1 ? R->label : NULL;
 		if (!opt.json)
 			printf("%s%sppl = %.4f ± %.4f\n", pre ? pre : "", pre ? ": " : "", R->ppl,
@@ -557,6 +560,8 @@ int mc_main(void)
 					      opt.models[mi] ? opt.models[mi] : "", "questions", nq,
 					      "acc", acc, "acc_err", acc_err, "acc_norm", accn,
 					      "acc_norm_err", accn_err);
+			if (opt.f32_act)
+				json_object_set_new(o, "f32_act", json_true());
 			if (opt.verbose)
 				json_object_set(o, "loglik", loglik);
 			char *txt = json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(10));

@@ -24,13 +24,14 @@
 static const char usage_text[] =
 	"usage: slm-perf bench [-qv] [-m BUNDLE]... [-p N,...] [-n N,...] [-b N,...]\n"
 	"                [-t N,...] [-r N] [--pg P,N]... [--batch N] [--seed N]\n"
-	"                [--json | --csv | --markdown] [--svg FILE]\n"
+	"                [--f32-act] [--json | --csv | --markdown] [--svg FILE]\n"
 	"       slm-perf ppl [-qv] [-m BUNDLE]... [-c CTX] [-t N] [--batch N]\n"
-	"                [--chunks N] [--kld REF] [--json] [--svg FILE]\n"
+	"                [--chunks N] [--f32-act] [--kld REF] [--json] [--svg FILE]\n"
 	"                FILE | --tokens FILE\n"
-	"       slm-perf mc [-qv] [-m BUNDLE]... [-t N] [--batch N] [--json] FILE\n"
+	"       slm-perf mc [-qv] [-m BUNDLE]... [-t N] [--batch N] [--f32-act] [--json]\n"
+	"                FILE\n"
 	"       slm-perf profile [-qv] [-m BUNDLE]... [-p N] [-n N] [-t N] [-r N]\n"
-	"                [--batch N] [--seed N] [--json]\n"
+	"                [--batch N] [--seed N] [--f32-act] [--json]\n"
 	"       slm-perf -h | --help | --version\n";
 
 perf_opts opt;
@@ -176,8 +177,10 @@ double perf_rss_peak_mb(void)
 
 const char *perf_kernel(void)
 {
+	static char name[48];
 	kern_init();
-	return kern_variant_name();
+	snprintf(name, sizeof name, "%s%s", kern_variant_name(), opt.f32_act ? "+f32-act" : "");
+	return name;
 }
 
 const char *perf_blis(void)
@@ -201,7 +204,7 @@ const char *perf_blis_arch(void)
 
 enum {
 	OPT_VERSION = 256, OPT_JSON, OPT_CSV, OPT_MARKDOWN, OPT_BATCH, OPT_SEED,
-	OPT_PG, OPT_SVG, OPT_CHUNKS, OPT_KLD, OPT_TOKENS,
+	OPT_PG, OPT_SVG, OPT_CHUNKS, OPT_KLD, OPT_TOKENS, OPT_F32_ACT,
 };
 
 /* "1,2,4" into list; each in [lo, hi]. */
@@ -259,6 +262,7 @@ int main(int argc, char **argv)
 		{ "chunks", required_argument, NULL, OPT_CHUNKS },
 		{ "kld", required_argument, NULL, OPT_KLD },
 		{ "tokens", required_argument, NULL, OPT_TOKENS },
+		{ "f32-act", no_argument, NULL, OPT_F32_ACT },
 		{ NULL, 0, NULL, 0 },
 	};
 	if (argc < 2)
@@ -324,6 +328,7 @@ int main(int argc, char **argv)
 		case OPT_CHUNKS: opt.chunks = (int)slm_cli_long("--chunks", optarg, 1, 1 << 30); break;
 		case OPT_KLD: opt.kld = optarg; break;
 		case OPT_TOKENS: opt.tokens = optarg; break;
+		case OPT_F32_ACT: opt.f32_act = 1; break;
 		default: slm_cli_usage_error(usage_text);
 		}
 	}
