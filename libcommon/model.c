@@ -368,8 +368,6 @@ static inline uint16_t *kv_row(const slm_kv *kv, uint16_t *base, int slot, int l
 /* The fixed cost of a query, in rows (its softmax, its share of a call). */
 #define ATTN_QCOST 16
 
-#define MAX_MM 3 /* weights of one product job */
-
 /* The rows [lo, hi) an entry's queries attend to in the current layer. */
 typedef struct attn_span {
 	int lo, hi;
@@ -397,8 +395,6 @@ struct slm_ctx {
 	int in_logits;         /* products are charged to PROF_LOGITS */
 	slm_act_hook hook;
 	void *hook_arg;
-	const slm_tensor *next[MAX_MM]; /* weights of the product after this one */
-	int nnext;
 	/* job parameters */
 	const slm_entry *e;
 	int n;
@@ -610,6 +606,8 @@ static void rope_table(const slm_model *m, int pos, float base, float *cs)
 }
 
 /* ---- matrix products over the pool ---- */
+
+#define MAX_MM 3
 typedef struct mm_job {
 	const slm_tensor *w[MAX_MM];
 	float *y[MAX_MM];      /* y[b * ldy + r] */
@@ -622,8 +620,6 @@ typedef struct mm_job {
 	const float *x;        /* f32 activations, ldx apart (BLIS) */
 	int64_t ldx;
 	int blas;              /* BLIS sgemm on dequantized tiles */
-	const slm_tensor *const *next; /* the next product's weights (prefetch) */
-	int nnext;
 	float *const *scratch; /* per thread, scratch_floats each */
 	size_t scratch_floats;
 } mm_job;
@@ -632,30 +628,6 @@ typedef struct mm_job {
  * this many weight bytes stay in L2 while all activations pass (2x on
  * matrices larger than the caches at batch 16 and more; tests/unit-blas -b) */
 #define MM_TILE_BYTES (256 << 10)
-
-/* Decoding: each matrix-vector product streams its share of the rows
- * from memory, and its first tiles wait for the stream to start. A
- * thread done with its share asks for the start of its share of the next
- * product's rows (the split is the same), which then arrives while the
- * norms, attention or the other thread run. */
-#define PF_BYTES (32 << 10)
-
-static void prefetch_share(const slm_tensor *const *next, int nnext, int ith, int nth)
-{
-	size_t budget = PF_BYTES;
-	for (int i = 0; i < nnext && budget; i++) {
-		const slm_tensor *w = next[i];
-		long r0, r1;
-		pool_split((long)w->ne[1], ith, nth, &r0, &r1);
-		size_t rb = (size_t)(w->ne[0] / w->dtype->block_elems) * w->dtype->block_bytes;
-		size_t len = (size_t)(r1 - r0) * rb;
-		len = len < budget ? len : budget;
-		const char *p = (const char *)w->data + (size_t)r0 * rb;
-		for (size_t o = 0; o < len; o += 64)
-			__builtin_prefetch(p + o, 0, 2);
-		budget -= len;
-	}
-}
 
 static void mm_worker(void *arg, int ith, int nth)
 {
@@ -683,8 +655,6 @@ static void mm_worker(void *arg, int ith, int nth)
 					    j->ldy[i], r, r + tr < r1 ? r + tr : r1);
 		}
 	}
-	if (j->B == 1 && !j->blas)
-		prefetch_share(j->next, j->nnext, ith, nth);
 }
 
 /* Quantize the activations, a share of the rows per thread. */
@@ -711,7 +681,7 @@ static void matmul_multi(slm_ctx *c, const slm_tensor *const *w, float *const *y
 			c->hook(c->hook_arg, w[i], x, ldx, B);
 	mm_job j = { .nw = nw, .B = B, .act = c->act, .act_bytes = kern_act_bytes(dt, n),
 		     .x = x, .ldx = ldx, .scratch = c->blas_scratch,
-		     .scratch_floats = c->blas_floats, .next = c->next, .nnext = c->nnext };
+		     .scratch_floats = c->blas_floats };
 	for (int i = 0; i < nw; i++) {
 		j.w[i] = w[i];
 		j.y[i] = y[i];
@@ -737,51 +707,6 @@ static void matmul_multi(slm_ctx *c, const slm_tensor *const *w, float *const *y
 	}
 }
 
-/* The weights of the product that follows stage st of layer l (0 q/k/v,
- * 1 output projection, 2 gate and up, 3 down; layer n_layer: logits). */
-static void set_next(slm_ctx *c, int l, int st)
-{
-	const slm_model *m = c->m;
-	if (st == 3) {
-		l++;
-		st = -1;
-	}
-	if (l >= m->n_layer) {
-		c->next[0] = m->output;
-		c->nnext = 1;
-		if (st == 0) { /* after the logits: the next token's layer 0 */
-			l = 0;
-			st = -1;
-		} else {
-			return;
-		}
-	}
-	const slm_layer *L = &m->layers[l];
-	c->nnext = 0;
-	switch (st) {
-	case -1:
-		if (L->wqkv) {
-			c->next[c->nnext++] = L->wqkv;
-		} else {
-			c->next[c->nnext++] = L->wq;
-			c->next[c->nnext++] = L->wk;
-			c->next[c->nnext++] = L->wv;
-		}
-		break;
-	case 0:
-		c->next[c->nnext++] = L->wo;
-		break;
-	case 1:
-		if (L->w_gate)
-			c->next[c->nnext++] = L->w_gate;
-		c->next[c->nnext++] = L->w_up;
-		break;
-	default:
-		c->next[c->nnext++] = L->w_down;
-		break;
-	}
-}
-
 static void matmul(slm_ctx *c, const slm_tensor *w, float *y, int64_t ldy,
 		   const float *x, int64_t ldx, int B)
 {
@@ -792,25 +717,14 @@ static void matmul(slm_ctx *c, const slm_tensor *w, float *y, int64_t ldy,
 static void matmul_group(slm_ctx *c, const slm_tensor **w, float **y, int64_t *ldy,
 			 int nw, const float *x, int64_t ldx, int B)
 {
-	const slm_tensor *next[MAX_MM];
-	int nnext = c->nnext;
-	memcpy(next, c->next, sizeof next);
 	int i = 0;
 	while (i < nw) {
 		int k = i + 1;
 		while (k < nw && w[k]->dtype == w[i]->dtype)
 			k++;
-		/* the group's other weights come next, then what follows it */
-		c->nnext = 0;
-		for (int t = k; t < nw && c->nnext < MAX_MM; t++)
-			c->next[c->nnext++] = w[t];
-		for (int t = 0; t < nnext && c->nnext < MAX_MM; t++)
-			c->next[c->nnext++] = next[t];
 		matmul_multi(c, w + i, y + i, ldy + i, k - i, x, ldx, B);
 		i = k;
 	}
-	c->nnext = nnext;
-	memcpy(c->next, next, sizeof next);
 }
 
 /* ---- attention over the pool ---- */
@@ -931,7 +845,6 @@ void model_forward(slm_ctx *c, const slm_entry *e, int n, float *logits)
 				L->attn_norm_w, D, m->norm_eps);
 		prof(c, PROF_NORM);
 		/* q, k, v into c->q rows laid out [q | k | v] */
-		set_next(c, l, 0);
 		if (L->wqkv) {
 			matmul(c, L->wqkv, c->q, c->qkv_dim, c->xn, D, n);
 		} else {
@@ -986,7 +899,6 @@ void model_forward(slm_ctx *c, const slm_entry *e, int n, float *logits)
 		prof(c, PROF_ROPE);
 		pool_run(c->pool, attn_worker, c);
 		prof(c, PROF_ATTN);
-		set_next(c, l, 1);
 		matmul(c, L->wo, c->tmp, D, c->att, c->q_dim, n);
 		for (int i = 0; i < n; i++) {
 			float *t = c->tmp + (size_t)i * (size_t)D, *x = c->x + (size_t)i * (size_t)D;
@@ -999,7 +911,6 @@ void model_forward(slm_ctx *c, const slm_entry *e, int n, float *logits)
 		}
 		prof(c, PROF_NORM);
 		int F = m->n_ff;
-		set_next(c, l, 2);
 		if (L->w_gate) {
 			const slm_tensor *w[2] = { L->w_gate, L->w_up };
 			float *y[2] = { c->ffa, c->ffa + F };
@@ -1019,7 +930,6 @@ void model_forward(slm_ctx *c, const slm_entry *e, int n, float *logits)
 				kern_swiglu(g, g, u, F);
 		}
 		prof(c, PROF_ACT);
-		set_next(c, l, 3);
 		matmul(c, L->w_down, c->tmp, D, c->ffa, c->ff_dim, n);
 		for (int i = 0; i < n; i++) {
 			float *t = c->tmp + (size_t)i * (size_t)D, *x = c->x + (size_t)i * (size_t)D;
@@ -1051,7 +961,6 @@ void model_forward(slm_ctx *c, const slm_entry *e, int n, float *logits)
 	if (!contiguous)
 		slm_die(EX_SOFTWARE, "model_forward: logits rows must be 0, 1, 2... in entry order");
 	c->in_logits = 1;
-	set_next(c, m->n_layer, 0);
 	matmul(c, m->output, out, m->n_vocab, c->xn, D, nl);
 	c->in_logits = 0;
 }
