@@ -387,8 +387,7 @@ struct slm_ctx {
 	int f32_act;           /* ctx_set_f32_act */
 	float *scores;         /* [nthreads][scores_per_thread]: kern_attn's scratch */
 	size_t scores_per_thread;
-	attn_span *spans;      /* [nthreads][spans_per_thread]: attn_worker's rows of each entry */
-	size_t spans_per_thread;
+	attn_span *spans;      /* [max_batch]: each entry's rows in this layer */
 	float *rope_cs;        /* cos/sin table for one position */
 	slm_profile *prof;
 	unsigned long long t_mark;
@@ -481,10 +480,7 @@ slm_ctx *ctx_new(const slm_model *m, slm_kv *kv, slm_pool *pool, int max_batch)
 	c->scores = aligned_alloc(64, (size_t)pool_size(pool) * c->scores_per_thread * sizeof(float));
 	if (!c->scores)
 		slm_die(EX_OSERR, "out of memory for attention scores");
-	c->spans_per_thread = (B + 7) & ~(size_t)7; /* whole cache lines */
-	c->spans = aligned_alloc(64, (size_t)pool_size(pool) * c->spans_per_thread * sizeof *c->spans);
-	if (!c->spans)
-		slm_die(EX_OSERR, "out of memory for attention spans");
+	c->spans = slm_xcalloc(B, sizeof *c->spans);
 	c->rope_cs = slm_xcalloc((size_t)m->n_rot, sizeof(float));
 	/* activation buffer: the largest input of any product, for B rows */
 	size_t need = 0;
@@ -777,12 +773,10 @@ static void attn_worker(void *arg, int ith, int nth)
 	slm_ctx *c = arg;
 	const slm_model *m = c->m;
 	int hd = m->head_dim, group = m->n_head / m->n_head_kv;
-	attn_span *span = c->spans + (size_t)ith * c->spans_per_thread;
+	const attn_span *span = c->spans;
 	long long per_kv = 0;
-	for (int i = 0; i < c->n; i++) {
-		span[i] = attn_rows(c, &c->e[i]);
+	for (int i = 0; i < c->n; i++)
 		per_kv += (long long)group * (span[i].hi - span[i].lo + ATTN_QCOST);
-	}
 	long long total = per_kv * m->n_head_kv;
 	long long c0 = total * ith / nth, c1 = total * (ith + 1) / nth;
 	float *scratch = c->scores + (size_t)ith * c->scores_per_thread;
@@ -897,6 +891,8 @@ void model_forward(slm_ctx *c, const slm_entry *e, int n, float *logits)
 					c->kv_dim);
 		}
 		prof(c, PROF_ROPE);
+		for (int i = 0; i < n; i++)
+			c->spans[i] = attn_rows(c, &e[i]);
 		pool_run(c->pool, attn_worker, c);
 		prof(c, PROF_ATTN);
 		matmul(c, L->wo, c->tmp, D, c->att, c->q_dim, n);
