@@ -202,6 +202,32 @@ batching() {
 	shape "$b_s" "$tmp/b1.out" && same "$tmp/b1.out" "$tmp/b2.out"
 }
 
+# win_ppl MODEL BATCH SCORES [--f32-act]: the perplexity of the windows'
+# second halves (positions > 64) in the score records SCORES equals, to
+# printed precision and over as many tokens, what slm-perf ppl -c 128
+# --batch BATCH [--f32-act] gives on the declaration (which must then say
+# f32_act)
+win_ppl() {
+	slm-perf ppl -q -m "$1" -c 128 --batch "$2" ${4:-} --json "$data/declaration.txt" \
+		> "$tmp/ppl.perf" || return 1
+	python3 - "$tmp/win.jsonl" "$3" "$tmp/ppl.perf" "$tmp/lib.py" "${4:-}" <<'EOF'
+import sys
+exec(open(sys.argv[4]).read())
+recs, _, _ = scored(sys.argv[2])
+perf = lines(sys.argv[3])[0]
+if sys.argv[5] == "--f32-act":
+    need(perf.get("f32_act") is True, "no f32_act in", perf)
+nll, count = 0.0, 0
+for i in sorted(seqs(sys.argv[1]), key=lambda i: int(i[1:])):
+    for x in recs[i]:
+        if x["pos"] > 64:
+            nll += -x["logprob"]
+            count += 1
+need(count == perf["scored"], "scored %d, slm-perf %d" % (count, perf["scored"]))
+need(digits(math.exp(nll / count)) == perf["ppl"], "slm-gen %.17g, slm-perf %r" % (math.exp(nll / count), perf["ppl"]))
+EOF
+}
+
 # differ A B: as many records, some different (apart from times)
 differ() {
 	python3 - "$1" "$2" "$tmp/lib.py" <<'EOF'
@@ -351,21 +377,7 @@ for r in lines(sys.argv[1]):
 EOF
 	for pb in 128 256; do
 		check "smollm2: windows: the perplexity of their second halves equals slm-perf ppl -c 128 --batch $pb" \
-			sh -c 'slm-perf ppl -q -m "$1" -c 128 --batch "$2" --json "$3" > "$4/ppl.perf" &&
-				python3 - "$4/win.jsonl" "$4/all.out" "$4/ppl.perf" "$4/lib.py" <<EOF
-import sys
-exec(open(sys.argv[4]).read())
-recs, _, _ = scored(sys.argv[2])
-perf = lines(sys.argv[3])[0]
-nll, count = 0.0, 0
-for i in sorted(seqs(sys.argv[1]), key=lambda i: int(i[1:])):
-    for x in recs[i]:
-        if x["pos"] > 64:
-            nll += -x["logprob"]
-            count += 1
-need(count == perf["scored"], "scored %d, slm-perf %d" % (count, perf["scored"]))
-need(digits(math.exp(nll / count)) == perf["ppl"], "slm-gen %.17g, slm-perf %r" % (math.exp(nll / count), perf["ppl"]))
-EOF' sh "$b" "$pb" "$data/declaration.txt" "$tmp"
+			win_ppl "$b" "$pb" "$tmp/all.out"
 	done
 
 	check "smollm2: mc choices within 0.35 nats per token of llama.cpp's, its clear picks" \
@@ -421,22 +433,7 @@ EOF
 	check "smollm2 --f32-act: the same, bit for bit, one at a time or six at a time, -t 1 or 2" \
 		batching "$b" "$tmp/all.jsonl" --f32-act
 	check "smollm2 --f32-act: the windows' perplexity equals slm-perf ppl -c 128 --batch 512 --f32-act's" \
-		sh -c 'slm-perf ppl -q -m "$1" -c 128 --batch 512 --f32-act --json "$2" > "$3/ppl32.perf" &&
-			python3 - "$3/win.jsonl" "$3/b2.out" "$3/ppl32.perf" "$3/lib.py" <<EOF
-import sys
-exec(open(sys.argv[4]).read())
-recs, _, _ = scored(sys.argv[2])
-perf = lines(sys.argv[3])[0]
-need(perf.get("f32_act") is True, "no f32_act in", perf)
-nll, count = 0.0, 0
-for i in sorted(seqs(sys.argv[1]), key=lambda i: int(i[1:])):
-    for x in recs[i]:
-        if x["pos"] > 64:
-            nll += -x["logprob"]
-            count += 1
-need(count == perf["scored"], "scored %d, slm-perf %d" % (count, perf["scored"]))
-need(digits(math.exp(nll / count)) == perf["ppl"], "slm-gen %.17g, slm-perf %r" % (math.exp(nll / count), perf["ppl"]))
-EOF' sh "$b" "$data/declaration.txt" "$tmp"
+		win_ppl "$b" 512 "$tmp/b2.out" --f32-act
 else
 	skip "smollm2" "scripts/fetch-models smollm2 failed (offline?)"
 fi
