@@ -5,6 +5,7 @@
 #include "dtype.h"
 
 #include <stddef.h>
+#include <string.h>
 #include <strings.h>
 
 static const slm_dtype dtypes[] = {
@@ -54,4 +55,80 @@ int dtype_nbytes(const slm_dtype *t, uint64_t ne0, uint64_t nelems,
 				      (uint64_t)t->block_bytes, nbytes)
 		       ? -1
 		       : 0;
+}
+
+int dtype_tileable(const slm_dtype *t)
+{
+	switch (t ? t->ggml_id : -1) {
+	case 2: case 3: case 6: case 7: case 8: case 12: case 13: case 14:
+		return 1;
+	default:
+		return 0;
+	}
+}
+
+/* offset in a block of the 2-byte scale stored apart, or -1 */
+static int half_off(const slm_dtype *t)
+{
+	if (t->block_bytes % 4 != 2)
+		return -1;
+	return t->ggml_id == 14 ? 208 : 0;
+}
+
+/* Row lane's block of a column group (16 bb bytes) from or to its plain
+ * block: to_plain 0: plain p into group g; 1: group g into plain p. */
+static void move_block(const slm_dtype *t, const uint8_t *src, uint8_t *dst, int lane,
+		       int to_plain)
+{
+	const int bb = (int)t->block_bytes, ho = half_off(t);
+	size_t go = 0, po = 0; /* word area offsets in the group and the block */
+	if (ho >= 0) {
+		if (to_plain)
+			memcpy(dst + ho, src + 2 * lane, 2);
+		else
+			memcpy(dst + 2 * lane, src + ho, 2);
+		go = 2 * DTYPE_TILE;
+		po = ho == 0 ? 2 : 0;
+	}
+	for (int k = 0; k < bb / 4; k++) {
+		size_t gw = go + 4 * ((size_t)k * DTYPE_TILE + (size_t)lane), pw = po + 4 * (size_t)k;
+		if (to_plain)
+			memcpy(dst + pw, src + gw, 4);
+		else
+			memcpy(dst + gw, src + pw, 4);
+	}
+}
+
+void dtype_tile(const slm_dtype *t, int64_t n, int64_t nrows, const void *src,
+		void *dst)
+{
+	const size_t bb = t->block_bytes, nb = (size_t)(n / t->block_elems), rb = nb * bb;
+	const int64_t te = nrows / DTYPE_TILE * DTYPE_TILE;
+	const uint8_t *s = src;
+	uint8_t *d = dst;
+	for (int64_t r = 0; r < te; r++) {
+		uint8_t *tile = d + (size_t)(r / DTYPE_TILE) * DTYPE_TILE * rb;
+		for (size_t i = 0; i < nb; i++)
+			move_block(t, s + (size_t)r * rb + i * bb, tile + i * DTYPE_TILE * bb,
+				   (int)(r % DTYPE_TILE), 0);
+	}
+	memcpy(d + (size_t)te * rb, s + (size_t)te * rb, (size_t)(nrows - te) * rb);
+}
+
+void dtype_untile_rows(const slm_dtype *t, int64_t n, int64_t nrows, const void *W,
+		       int64_t r0, int64_t r1, void *dst)
+{
+	const size_t bb = t->block_bytes, nb = (size_t)(n / t->block_elems), rb = nb * bb;
+	const int64_t te = nrows / DTYPE_TILE * DTYPE_TILE;
+	const uint8_t *w = W;
+	uint8_t *d = dst;
+	for (int64_t r = r0; r < r1; r++, d += rb) {
+		if (r >= te) {
+			memcpy(d, w + (size_t)r * rb, rb);
+			continue;
+		}
+		const uint8_t *tile = w + (size_t)(r / DTYPE_TILE) * DTYPE_TILE * rb;
+		for (size_t i = 0; i < nb; i++)
+			move_block(t, tile + i * DTYPE_TILE * bb, d + i * bb, (int)(r % DTYPE_TILE), 1);
+	}
 }

@@ -643,6 +643,107 @@ static void test_batch_invariance(const slm_dtype *t)
 	}
 }
 
+/* The tile16 layout (dtype.h): the bytes where its definition puts them,
+ * back again by dtype_untile_rows, and every product and dequantization
+ * through it bit for bit that of the plain rows: whole tiles in each
+ * variant's tile kernels, any row range through kern_mat_mul. */
+static void test_tiled(const slm_dtype *t)
+{
+	static const int NR[] = { 9, 32, 53 };
+	static const int BS[] = { 1, 3, 8, 9, 17 };
+	const int id = t->ggml_id, bb = (int)t->block_bytes;
+	const int64_t n = t->block_elems == QK ? QK * 7 : QKK * 3;
+	const int ho = bb % 4 != 2 ? -1 : id == KT_Q6_K ? 208 : 0;
+	int lay_ok = 1, back_ok = 1, tk_ok = 1, mat_ok = 1, deq_ok = 1;
+	for (int ni = 0; ni < 3; ni++) {
+		const int nr = NR[ni], te = nr / 16 * 16;
+		const size_t rb = row_bytes(t, n), ab = kern_act_bytes(t, n);
+		const int64_t nb = n / t->block_elems;
+		uint8_t *w = xmalloc(rb * nr), *wt = xmalloc(rb * nr), *back = xmalloc(rb * nr);
+		uint8_t *acts = xmalloc(ab * 17);
+		float *x = xmalloc((size_t)n * 4), *y0 = xmalloc((size_t)nr * 17 * 4);
+		float *y1 = xmalloc((size_t)nr * 17 * 4 + 64), *d0 = xmalloc((size_t)nr * n * 4);
+		float *d1 = xmalloc((size_t)nr * n * 4);
+		make_weights(t, w, n * nr);
+		dtype_tile(t, n, nr, w, wt);
+		/* the definition, byte by byte */
+		for (int r = 0; r < nr; r++)
+			for (int64_t i = 0; i < nb; i++) {
+				const uint8_t *p = w + (size_t)r * rb + (size_t)i * bb;
+				if (r >= te) {
+					lay_ok &= !memcmp(wt + (size_t)r * rb + (size_t)i * bb, p, (size_t)bb);
+					continue;
+				}
+				const uint8_t *g = wt + (size_t)(r / 16) * 16 * rb + (size_t)i * 16 * bb;
+				const uint8_t *pw = p;
+				if (ho >= 0) {
+					lay_ok &= !memcmp(g + 2 * (r % 16), p + ho, 2);
+					g += 32;
+					if (ho == 0)
+						pw += 2;
+				}
+				for (int k = 0; k < bb / 4; k++)
+					lay_ok &= !memcmp(g + 4 * (16 * k + r % 16), pw + 4 * k, 4);
+			}
+		dtype_untile_rows(t, n, nr, wt, 0, nr, back);
+		back_ok &= !memcmp(back, w, rb * nr);
+		for (int b = 0; b < 17; b++) {
+			for (int64_t i = 0; i < n; i++)
+				x[i] = rndf(-1, 1);
+			ops[0]->quant_act[id](x, acts + b * ab, n);
+		}
+		for (int v = 0; v < NV; v++) {
+			if (!ops[v] || !ops[v]->matmul_t[id] || !te)
+				continue;
+			for (int k = 0; k < 5; k++) {
+				int B = BS[k];
+				ops[v]->matmul[id](n, w, rb, te, acts, ab, B, y0, te);
+				ops[v]->matmul_t[id](n, wt, rb, te, acts, ab, B, y1, te);
+				if (memcmp(y0, y1, (size_t)te * B * 4)) {
+					if (tk_ok)
+						diag("%s %s: tile kernel rows %d B=%d differ", t->name,
+						     VARIANTS[v], te, B);
+					tk_ok = 0;
+				}
+			}
+		}
+		const kern_mat pm = { t, w, n, nr, 0 }, tm = { t, wt, n, nr, 1 };
+		for (int q = 0; q < 12; q++) {
+			int r0 = q ? (int)(rnd() % nr) : 0;
+			int r1 = q ? r0 + 1 + (int)(rnd() % (uint64_t)(nr - r0)) : nr;
+			int B = q % 3 ? 1 : 5;
+			kern_mat_mul(&pm, acts, B, y0, r1 - r0, r0, r1);
+			kern_mat_mul(&tm, acts, B, y1, r1 - r0, r0, r1);
+			if (memcmp(y0, y1, (size_t)(r1 - r0) * B * 4)) {
+				if (mat_ok)
+					diag("%s: kern_mat_mul rows [%d, %d) B=%d: tiled != plain",
+					     t->name, r0, r1, B);
+				mat_ok = 0;
+			}
+			kern_mat_dequant(&pm, r0, r1, d0);
+			kern_mat_dequant(&tm, r0, r1, d1);
+			deq_ok &= !memcmp(d0, d1, (size_t)(r1 - r0) * n * 4);
+		}
+		free(w);
+		free(wt);
+		free(back);
+		free(acts);
+		free(x);
+		free(y0);
+		free(y1);
+		free(d0);
+		free(d1);
+	}
+	ok(lay_ok, "%s: tile16 bytes where dtype.h puts them (rows past the tiles plain)",
+	   t->name);
+	ok(back_ok, "%s: dtype_untile_rows gives the plain rows back", t->name);
+	ok(tk_ok, "%s: tile kernels (every variant that has them) == the plain kernels, bitwise",
+	   t->name);
+	ok(mat_ok, "%s: kern_mat_mul on tile16 == plain over any row range (%s), bitwise",
+	   t->name, kern_variant_name());
+	ok(deq_ok, "%s: kern_mat_dequant on tile16 == plain, bitwise", t->name);
+}
+
 /* public entry points: dispatch through the current variant */
 static void test_api(void)
 {
@@ -1328,6 +1429,8 @@ int main(int argc, char **argv)
 		test_golden(t);
 		test_dequant(t);
 		test_batch_invariance(t);
+		if (dtype_tileable(t))
+			test_tiled(t);
 		int64_t be = t->block_elems;
 		/* one block; many blocks (odd count); float types: odd n */
 		if (be == 1) {

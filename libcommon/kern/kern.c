@@ -156,6 +156,131 @@ void kern_matmul(const slm_dtype *wt, const void *W, int64_t n,
 				 acts, kern_act_bytes(wt, n), B, y, ldy);
 }
 
+/* A per-thread buffer for the plain rows of a tile (grown, never shrunk:
+ * the token path allocates only on a thread's first use of a width;
+ * freed when the thread ends). */
+typedef struct tile_buf_s {
+	uint8_t *p;
+	size_t cap;
+} tile_buf_s;
+static pthread_key_t tkey;
+static pthread_once_t tonce = PTHREAD_ONCE_INIT;
+
+static void tbuf_free(void *v)
+{
+	tile_buf_s *b = v;
+	free(b->p);
+	free(b);
+}
+
+static void tkey_make(void)
+{
+	if (pthread_key_create(&tkey, tbuf_free) != 0)
+		abort();
+}
+
+static uint8_t *tile_buf(size_t bytes)
+{
+	pthread_once(&tonce, tkey_make);
+	tile_buf_s *b = pthread_getspecific(tkey);
+	if (!b) {
+		b = calloc(1, sizeof *b);
+		if (!b || pthread_setspecific(tkey, b) != 0)
+			goto oom;
+	}
+	if (bytes > b->cap) {
+		uint8_t *p = realloc(b->p, bytes);
+		if (!p)
+			goto oom;
+		b->p = p;
+		b->cap = bytes;
+	}
+	return b->p;
+oom:
+	fprintf(stderr, "slm: out of memory (%zu bytes for a weight tile)\n", bytes);
+	abort();
+}
+
+/* rows [r0, r1) of the same tile (or of the plain rows after the last)
+ * through the plain kernel */
+static void mm_part(const kern_mat *m, size_t rb, int64_t r0, int64_t r1, const void *acts,
+		    size_t as, int B, float *y, int64_t ldy)
+{
+	const int id = m->t->ggml_id;
+	const int64_t te = m->nrows / DTYPE_TILE * DTYPE_TILE;
+	if (r0 >= te) {
+		cur->matmul[id](m->n, (const uint8_t *)m->w + r0 * rb, rb, r1 - r0, acts, as, B, y,
+				ldy);
+		return;
+	}
+	uint8_t *p = tile_buf((size_t)(r1 - r0) * rb);
+	dtype_untile_rows(m->t, m->n, m->nrows, m->w, r0, r1, p);
+	cur->matmul[id](m->n, p, rb, r1 - r0, acts, as, B, y, ldy);
+}
+
+void kern_mat_mul(const kern_mat *m, const void *acts, int B, float *y, int64_t ldy,
+		  int64_t r0, int64_t r1)
+{
+	kern_init();
+	const int id = m->t->ggml_id;
+	const size_t rb = row_bytes(m->t, m->n), as = B > 1 ? kern_act_bytes(m->t, m->n) : 0;
+	if (!m->tiled) {
+		cur->matmul[id](m->n, (const uint8_t *)m->w + r0 * rb, rb, r1 - r0, acts, as, B,
+				y, ldy);
+		return;
+	}
+	const int64_t te = m->nrows / DTYPE_TILE * DTYPE_TILE;
+	int64_t r = r0;
+	/* the end of a tile begun before r0 */
+	if (r % DTYPE_TILE && r < te) {
+		int64_t e = (r / DTYPE_TILE + 1) * DTYPE_TILE;
+		if (e > r1)
+			e = r1;
+		mm_part(m, rb, r, e, acts, as, B, y, ldy);
+		r = e;
+	}
+	/* whole tiles */
+	int64_t we = (r1 < te ? r1 : te) / DTYPE_TILE * DTYPE_TILE;
+	if (we > r) {
+		if (cur->matmul_t[id]) {
+			cur->matmul_t[id](m->n, (const uint8_t *)m->w + r * rb, rb, we - r, acts, as,
+					  B, y + (r - r0), ldy);
+		} else {
+			for (int64_t t = r; t < we; t += DTYPE_TILE)
+				mm_part(m, rb, t, t + DTYPE_TILE, acts, as, B, y + (t - r0), ldy);
+		}
+		r = we;
+	}
+	/* the start of a tile, then the plain rows */
+	if (r < r1 && r < te) {
+		int64_t e = r1 < te ? r1 : te;
+		mm_part(m, rb, r, e, acts, as, B, y + (r - r0), ldy);
+		r = e;
+	}
+	if (r < r1)
+		mm_part(m, rb, r, r1, acts, as, B, y + (r - r0), ldy);
+}
+
+void kern_mat_dequant(const kern_mat *m, int64_t r0, int64_t r1, float *dst)
+{
+	kern_init();
+	const size_t rb = row_bytes(m->t, m->n);
+	const int id = m->t->ggml_id;
+	if (!m->tiled) {
+		cur->dequant[id]((const uint8_t *)m->w + r0 * rb, dst, (r1 - r0) * m->n);
+		return;
+	}
+	uint8_t *p = tile_buf(DTYPE_TILE * rb);
+	for (int64_t r = r0; r < r1;) {
+		int64_t e = (r / DTYPE_TILE + 1) * DTYPE_TILE;
+		if (e > r1)
+			e = r1;
+		dtype_untile_rows(m->t, m->n, m->nrows, m->w, r, e, p);
+		cur->dequant[id](p, dst + (r - r0) * m->n, (e - r) * m->n);
+		r = e;
+	}
+}
+
 void kern_rmsnorm(float *y, const float *x, const float *w, int64_t n,
 		  float eps)
 {

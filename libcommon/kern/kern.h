@@ -31,7 +31,12 @@
  * allocate; buffers need no particular alignment (64 bytes is faster).
  *
  * Weight matrices: rows of n elements, contiguous, each
- * n / block_elems * block_bytes bytes (the GGUF layout of a 2-D tensor).
+ * n / block_elems * block_bytes bytes (the GGUF layout of a 2-D tensor),
+ * or in the tile16 layout (dtype.h), read through kern_mat: the AVX-512
+ * variant has kernels for it (one sequential stream of weights, no
+ * transposes); the others, and rows of a tile a call covers only in part,
+ * take each tile's rows back to the plain layout in a per-thread buffer.
+ * Results are bit for bit those of the plain layout in every variant.
  */
 #ifndef SLM_KERN_H
 #define SLM_KERN_H
@@ -65,6 +70,12 @@ typedef struct kern_ops {
 				    int64_t nrows, const void *acts,
 				    size_t act_stride, int B, float *y,
 				    int64_t ldy);
+	/* the same on whole tiles of the tile16 layout (nrows a multiple of
+	 * 16, W at a tile); NULL where the variant has none */
+	void (*matmul_t[KERN_NTYPES])(int64_t n, const void *W, size_t row_bytes,
+				      int64_t nrows, const void *acts,
+				      size_t act_stride, int B, float *y,
+				      int64_t ldy);
 
 	void (*rmsnorm)(float *y, const float *x, const float *w, int64_t n,
 			float eps);
@@ -113,6 +124,22 @@ void kern_matvec(const slm_dtype *wt, const void *W, int64_t n,
 void kern_matmul(const slm_dtype *wt, const void *W, int64_t n,
 		 const void *acts, int B, float *y, int64_t ldy, int64_t r0,
 		 int64_t r1);
+
+/* A weight matrix: nrows rows of n elements of type t at w, plain or
+ * (tiled, for dtype_tileable types) in the tile16 layout. */
+typedef struct kern_mat {
+	const slm_dtype *t;
+	const void *w;
+	int64_t n, nrows;
+	int tiled;
+} kern_mat;
+/* kern_matmul (B >= 1) of a kern_mat: y[b * ldy + (r - r0)] for r in
+ * [r0, r1), the same bits as the plain layout gives. Ranges starting at a
+ * multiple of 16 (or the matrix's end) take the tiled kernels whole. */
+void kern_mat_mul(const kern_mat *m, const void *acts, int B, float *y, int64_t ldy,
+		  int64_t r0, int64_t r1);
+/* Rows [r0, r1) dequantized to f32 (dst: (r1 - r0) * n floats). */
+void kern_mat_dequant(const kern_mat *m, int64_t r0, int64_t r1, float *dst);
 
 /* y = x / sqrt(mean(x^2) + eps) * w (w may be NULL; y may be x). */
 void kern_rmsnorm(float *y, const float *x, const float *w, int64_t n,

@@ -142,6 +142,22 @@ AI __m512i bc32(const uint8_t *p)
 	return _mm512_set1_epi32((int)kb_ld32(p));
 }
 
+/* The tile16 layout (dtype.h): the 16 blocks of a column at G; the
+ * vector of the 16 rows' word at block byte off (off past the 2-byte scale
+ * of q4_0, q5_0, q8_0: skip 2; that of q6_K is at 208: skip 0), and the
+ * 64-byte vectors after it. */
+AI const uint8_t *tlv(const uint8_t *G, int bb, size_t off)
+{
+	const size_t skip = bb % 4 == 2 && bb != 210 ? 2 : 0, dwo = bb % 4 == 2 ? 32 : 0;
+	return G + dwo + 16 * (off - skip);
+}
+
+AI void tl_load(const uint8_t *G, int bb, size_t off, int nv, __m512i *T)
+{
+	for (int k = 0; k < nv; k++)
+		T[k] = ld512(tlv(G, bb, off) + 64 * k);
+}
+
 /* The rows of a tile. A full tile (16 rows of the matrix) addresses row r
  * as a base (rows 0 or 8) plus a multiple of the row stride (rb, 3 rb,
  * 5 rb, 7 rb times 1, 2, 4): 6 registers, where 16 row pointers would not
@@ -233,7 +249,7 @@ AI void mt_load32(const int full, const mtrows *R, size_t off, __m512i T[8])
 
 /* rows [0, nr) (nr <= 16) x activations [0, C): a tile; rows past nr
  * repeat the last one (their results are not stored) */
-AI void mt_tile(const int T, const int C, const int full, int64_t nb, const uint8_t *W,
+AI void mt_tile(const int T, const int C, const int full, const int tl, int64_t nb, const uint8_t *W,
 		size_t rb, int nr, const uint8_t *A, size_t as, float *y,
 		int64_t ldy, const uint8_t *pf, size_t pfstep)
 {
@@ -252,11 +268,14 @@ AI void mt_tile(const int T, const int C, const int full, int64_t nb, const uint
 #pragma GCC unroll 8
 	for (int c = 0; c < C; c++)
 		acc[c] = accm[c] = _mm512_setzero_ps();
-	mt_scales(fa, &R, 0, dt[0]);
-	if (hb)
-		mt_scales(fa, &R, ho, ht[0]);
+	if (!tl) {
+		mt_scales(fa, &R, 0, dt[0]);
+		if (hb)
+			mt_scales(fa, &R, ho, ht[0]);
+	}
 	for (int64_t i = 0; i < nb; i++) {
-		if (i + 1 < nb) {
+		const uint8_t *G = W + (size_t)i * MT_ROWS * bb;
+		if (!tl && i + 1 < nb) {
 			mt_scales(fa, &R, (size_t)(i + 1) * bb, dt[(i + 1) & 1]);
 			if (hb)
 				mt_scales(fa, &R, (size_t)(i + 1) * bb + ho, ht[(i + 1) & 1]);
@@ -265,15 +284,23 @@ AI void mt_tile(const int T, const int C, const int full, int64_t nb, const uint
 			for (size_t o = 0; o < MT_ROWS * (size_t)bb; o += 64)
 				_mm_prefetch((const char *)pf + i * pfstep + o, MT_PFH);
 		__m512i Z[4], Q[8], Tq[4];
-		mt_loadp(fa, &R, (size_t)i * bb + qo, Z);
-		mt_tr(Z, Tq);
+		if (tl) {
+			tl_load(G, bb, qo, 4, Tq);
+		} else {
+			mt_loadp(fa, &R, (size_t)i * bb + qo, Z);
+			mt_tr(Z, Tq);
+		}
 		if (T == KT_Q8_0) {
 			const __m512i x80 = _mm512_set1_epi8((char)0x80);
 #pragma GCC unroll 4
 			for (int k = 0; k < 4; k++)
 				Q[k] = _mm512_xor_si512(Tq[k], x80);
-			mt_loadp(fa, &R, (size_t)i * bb + qo + 16, Z);
-			mt_tr(Z, Tq);
+			if (tl) {
+				tl_load(G, bb, qo + 16, 4, Tq);
+			} else {
+				mt_loadp(fa, &R, (size_t)i * bb + qo + 16, Z);
+				mt_tr(Z, Tq);
+			}
 #pragma GCC unroll 4
 			for (int k = 0; k < 4; k++)
 				Q[4 + k] = _mm512_xor_si512(Tq[k], x80);
@@ -289,7 +316,7 @@ AI void mt_tile(const int T, const int C, const int full, int64_t nb, const uint
 			 * (elements 4k..4k+3) take bits 4k.. of qh byte k / 2,
 			 * Q[4 + k] those of byte 2 + k / 2: the byte repeated over
 			 * the dword (vpshufb), vptestmb against the element's bit */
-			const __m512i hv = _mm512_loadu_si512(ht[i & 1]);
+			const __m512i hv = tl ? ld512(tlv(G, bb, ho)) : _mm512_loadu_si512(ht[i & 1]);
 			const __m512i x10 = _mm512_set1_epi8(0x10);
 			const __m512i dsel = _mm512_set_epi32(
 				0x0c0c0c0c, 0x08080808, 0x04040404, 0, 0x0c0c0c0c, 0x08080808, 0x04040404, 0,
@@ -306,8 +333,9 @@ AI void mt_tile(const int T, const int C, const int full, int64_t nb, const uint
 				}
 			}
 		}
-		__m512i sv = _mm512_loadu_si512(dt[i & 1]);
-		__m512 dw = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(sv)), mw = dw;
+		__m512i sv = tl ? ld512(G) : _mm512_loadu_si512(dt[i & 1]);
+		__m512 dw = tl && bb % 4 == 2 ? _mm512_cvtph_ps(ld256(G)) :
+			    _mm512_cvtph_ps(_mm512_cvtepi32_epi16(sv)), mw = dw;
 		if (hasm)
 			mw = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(sv, 16)));
 #pragma GCC unroll 8
@@ -348,7 +376,7 @@ AI void mt_tile(const int T, const int C, const int full, int64_t nb, const uint
 	{ \
 		const size_t pfs = (size_t)MT_ROWS * rb / (size_t)nb; \
 		if (nr < MT_ROWS) { \
-			TILE(T, C, 0, nb, w, rb, (int)nr, a, as, y, ldy, NULL, pfs); \
+			TILE(T, C, 0, 0, nb, w, rb, (int)nr, a, as, y, ldy, NULL, pfs); \
 			return; \
 		} \
 		for (int64_t r0 = 0; r0 < nr; r0 += MT_ROWS) { \
@@ -357,10 +385,20 @@ AI void mt_tile(const int T, const int C, const int full, int64_t nb, const uint
 			int64_t r = r0 + MT_ROWS <= nr ? r0 : nr - MT_ROWS; \
 			const uint8_t *pf = C == 1 && MT_PFD && r + (MT_PFD + 1) * MT_ROWS <= nr ? \
 				w + (r + MT_PFD * MT_ROWS) * rb : NULL; \
-			TILE(T, C, C == 1, nb, w + r * rb, rb, MT_ROWS, a, as, \
+			TILE(T, C, C == 1, 0, nb, w + r * rb, rb, MT_ROWS, a, as, \
 			     y + r, ldy, \
 			     pf, pfs); \
 		} \
+	} \
+	/* whole tiles of the tile16 layout: one sequential stream, which \
+	 * the hardware prefetchers follow (software prefetch only hurts) */ \
+	static __attribute__((noinline, aligned(64))) void NAME##_t_c##C( \
+		int64_t nb, const uint8_t *w, size_t rb, int64_t nr, \
+		const uint8_t *a, size_t as, float *y, int64_t ldy) \
+	{ \
+		for (int64_t r = 0; r < nr; r += MT_ROWS) \
+			TILE(T, C, 1, 1, nb, w + r * rb, rb, MT_ROWS, a, as, y + r, ldy, \
+			     NULL, 0); \
 	}
 #define MT_DRIVER(NAME, T) MT_DRIVER_G(NAME, mt_tile, QK, T)
 #define MT_DRIVER_G(NAME, TILE, QB, T) \
@@ -368,14 +406,16 @@ AI void mt_tile(const int T, const int C, const int full, int64_t nb, const uint
 	MT_FN(NAME, TILE, QB, T, 3) MT_FN(NAME, TILE, QB, T, 4) \
 	MT_FN(NAME, TILE, QB, T, 5) MT_FN(NAME, TILE, QB, T, 6) \
 	MT_FN(NAME, TILE, QB, T, 7) MT_FN(NAME, TILE, QB, T, 8) \
+	MT_DISPATCH(NAME, NAME, QB) MT_DISPATCH(NAME##_t, NAME##_t, QB)
+#define MT_DISPATCH(NAME, F, QB) \
 	static void NAME(int64_t n, const void *W, size_t rb, int64_t nr, \
 			 const void *acts, size_t as, int B, float *y, \
 			 int64_t ldy) \
 	{ \
 		typedef void (*fn)(int64_t, const uint8_t *, size_t, int64_t, \
 				   const uint8_t *, size_t, float *, int64_t); \
-		static const fn tab[8] = { NAME##_c1, NAME##_c2, NAME##_c3, \
-			NAME##_c4, NAME##_c5, NAME##_c6, NAME##_c7, NAME##_c8 }; \
+		static const fn tab[8] = { F##_c1, F##_c2, F##_c3, \
+			F##_c4, F##_c5, F##_c6, F##_c7, F##_c8 }; \
 		const uint8_t *a = acts; \
 		for (int b = 0; b < B; b += 8) { \
 			int c = B - b < 8 ? B - b : 8; \
@@ -419,7 +459,7 @@ AI __m512i kbsel(int j, int pair)
 }
 
 /* rows [0, nr) (nr <= 16) x activations [0, C) of q4_K / q5_K */
-AI void mtk45_tile(const int T, const int C, const int full, int64_t nb, const uint8_t *W,
+AI void mtk45_tile(const int T, const int C, const int full, const int tl, int64_t nb, const uint8_t *W,
 		   size_t rb, int nr, const uint8_t *A, size_t as, float *y,
 		   int64_t ldy, const uint8_t *pf, size_t pfstep)
 {
@@ -439,9 +479,14 @@ AI void mtk45_tile(const int T, const int C, const int full, int64_t nb, const u
 			for (size_t o = 0; o < MT_ROWS * (size_t)bb; o += 64)
 				_mm_prefetch((const char *)pf + i * pfstep + o, MT_PFH);
 		const size_t bo = (size_t)i * bb;
+		const uint8_t *G = W + bo * MT_ROWS;
 		__m512i Z[4], Hd[4];
-		mt_loadp(full, &R, bo, Z);
-		mt_tr(Z, Hd);
+		if (tl) {
+			tl_load(G, bb, 0, 4, Hd);
+		} else {
+			mt_loadp(full, &R, bo, Z);
+			mt_tr(Z, Hd);
+		}
 		/* Hd[0]: d, dmin; Hd[1..3]: the 12 scale bytes */
 		__m512 dw = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(Hd[0]));
 		__m512 mw = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(Hd[0], 16)));
@@ -453,7 +498,9 @@ AI void mtk45_tile(const int T, const int C, const int full, int64_t nb, const u
 		u[3] = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi32(Hd[3], 4), m4),
 				       _mm512_and_si512(_mm512_srli_epi32(Hd[2], 2), m30));
 		__m512i H[8];
-		if (hb)
+		if (hb && tl)
+			tl_load(G, bb, 16, 8, H);
+		else if (hb)
 			mt_load32(full, &R, bo + 16, H);
 		__m512i isum[8];
 #pragma GCC unroll 8
@@ -462,7 +509,10 @@ AI void mtk45_tile(const int T, const int C, const int full, int64_t nb, const u
 #pragma GCC unroll 4
 		for (int q = 0; q < 4; q++) {
 			__m512i Tq[8], Q[16];
-			mt_load32(full, &R, bo + qo + 32 * q, Tq);
+			if (tl)
+				tl_load(G, bb, (size_t)(qo + 32 * q), 8, Tq);
+			else
+				mt_load32(full, &R, bo + qo + 32 * q, Tq);
 #pragma GCC unroll 8
 			for (int k = 0; k < 8; k++) {
 				Q[k] = _mm512_and_si512(Tq[k], m4);
@@ -523,7 +573,7 @@ AI void mtk45_tile(const int T, const int C, const int full, int64_t nb, const u
 /* rows [0, nr) (nr <= 16) x activations [0, C) of q6_K: quants made
  * unsigned (0..63), the -32 offset through the bsums: isum starts from
  * sum_g -32 sc_g bsum_g (int16 pairs of sub-blocks 2p, 2p + 1) */
-AI void mtq6k_tile(const int T, const int C, const int full, int64_t nb, const uint8_t *W,
+AI void mtq6k_tile(const int T, const int C, const int full, const int tl, int64_t nb, const uint8_t *W,
 		   size_t rb, int nr, const uint8_t *A, size_t as, float *y,
 		   int64_t ldy, const uint8_t *pf, size_t pfstep)
 {
@@ -544,17 +594,23 @@ AI void mtq6k_tile(const int T, const int C, const int full, int64_t nb, const u
 	for (int c = 0; c < C; c++)
 		acc[c] = _mm512_setzero_ps();
 	/* d (f16 @208) in the high half of the word @206 */
-	mt_scales(full, &R, 206, dt[0]);
+	if (!tl)
+		mt_scales(full, &R, 206, dt[0]);
 	for (int64_t i = 0; i < nb; i++) {
 		const size_t bo = (size_t)i * bb;
-		if (i + 1 < nb)
+		const uint8_t *G = W + bo * MT_ROWS;
+		if (!tl && i + 1 < nb)
 			mt_scales(full, &R, bo + bb + 206, dt[(i + 1) & 1]);
 		if (pf)
 			for (size_t o = 0; o < MT_ROWS * (size_t)bb; o += 64)
 				_mm_prefetch((const char *)pf + i * pfstep + o, MT_PFH);
 		__m512i Z[4], S[4];
-		mt_loadp(full, &R, bo + 192, Z);
-		mt_tr(Z, S); /* S[k] lane r: scales 4k..4k+3 of row r */
+		if (tl) {
+			tl_load(G, bb, 192, 4, S);
+		} else {
+			mt_loadp(full, &R, bo + 192, Z);
+			mt_tr(Z, S); /* S[k] lane r: scales 4k..4k+3 of row r */
+		}
 		/* sc as int16 pairs: e (sc_4k, sc_4k+2), o (sc_4k+1, sc_4k+3);
 		 * the bsums in that order (pairs (4k, 4k+2), (4k+1, 4k+3)) */
 		__m512i E[4], O[4];
@@ -585,11 +641,17 @@ AI void mtq6k_tile(const int T, const int C, const int full, int64_t nb, const u
 #pragma GCC unroll 1
 		for (int h = 0; h < 2; h++) {
 			__m512i H[8];
-			mt_load32(full, &R, bo + 128 + 32 * h, H);
+			if (tl)
+				tl_load(G, bb, (size_t)(128 + 32 * h), 8, H);
+			else
+				mt_load32(full, &R, bo + 128 + 32 * h, H);
 #pragma GCC unroll 2
 			for (int g = 0; g < 2; g++) { /* groups g (low nibbles) and g + 2 (high) */
 				__m512i L[8];
-				mt_load32(full, &R, bo + 64 * h + 32 * g, L);
+				if (tl)
+					tl_load(G, bb, (size_t)(64 * h + 32 * g), 8, L);
+				else
+					mt_load32(full, &R, bo + 64 * h + 32 * g, L);
 #pragma GCC unroll 2
 				for (int hi = 0; hi < 2; hi++) {
 					__m512i Q[8];
@@ -620,8 +682,9 @@ AI void mtq6k_tile(const int T, const int C, const int full, int64_t nb, const u
 				}
 			}
 		}
-		__m512i sv = _mm512_loadu_si512(dt[i & 1]);
-		__m512 dw = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(sv, 16)));
+		__m512 dw = tl ? _mm512_cvtph_ps(ld256(G)) :
+			_mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(
+				_mm512_loadu_si512(dt[i & 1]), 16)));
 #pragma GCC unroll 8
 		for (int c = 0; c < C; c++) {
 			__m512 da = _mm512_set1_ps(kb_bits_f32(kb_ld32(A + c * as + 4 * i)));
@@ -1313,6 +1376,14 @@ void kern_avx512_fill(kern_ops *o, int has_bf16)
 	o->matmul[KT_Q4_K] = mt_q4_k;
 	o->matmul[KT_Q5_K] = mt_q5_k;
 	o->matmul[KT_Q6_K] = mt_q6_k;
+	o->matmul_t[KT_Q4_0] = mt_q4_0_t;
+	o->matmul_t[KT_Q4_1] = mt_q4_1_t;
+	o->matmul_t[KT_Q5_0] = mt_q5_0_t;
+	o->matmul_t[KT_Q5_1] = mt_q5_1_t;
+	o->matmul_t[KT_Q8_0] = mt_q8_0_t;
+	o->matmul_t[KT_Q4_K] = mt_q4_k_t;
+	o->matmul_t[KT_Q5_K] = mt_q5_k_t;
+	o->matmul_t[KT_Q6_K] = mt_q6_k_t;
 	o->rmsnorm = rmsnorm_avx512;
 	o->softmax = softmax_avx512;
 	o->swiglu = swiglu_avx512;
