@@ -257,6 +257,7 @@ static void gemm_rows(const slm_tensor *w, const float *X, int64_t ldx, int B,
 		sgemm_xt(X, ldx, B, (const float *)(W + (size_t)r0 * rb), n, r1 - r0, Y, ldy, rntm);
 		return;
 	}
+	const kern_mat km = tensor_kmat(w);
 	int64_t tr = (int64_t)scratch_floats / n;
 	if (tr > 16)
 		tr = tr / 16 * 16;
@@ -267,7 +268,7 @@ static void gemm_rows(const slm_tensor *w, const float *X, int64_t ldx, int B,
 	}
 	for (int64_t r = r0; r < r1; r += tr) {
 		int64_t nr = r1 - r < tr ? r1 - r : tr;
-		kern_dequant(dt, W + (size_t)r * rb, scratch, nr * n);
+		kern_mat_dequant(&km, r, r + nr, scratch);
 		sgemm_xt(X, ldx, B, scratch, n, nr, Y + (r - r0), ldy, rntm);
 	}
 }

@@ -15,6 +15,15 @@
 
 #include "bundle.h"
 #include "dtype.h"
+#include "kern/kern.h"
+
+/* A 2-D tensor (rows of ne[0]) as the kernels take it, in its layout. */
+static inline kern_mat tensor_kmat(const slm_tensor *t)
+{
+	kern_mat m = { t->dtype, t->data, (int64_t)t->ne[0],
+		       (int64_t)(t->nelems / t->ne[0]), t->tiled };
+	return m;
+}
 
 /* Choose BLIS's sub-configuration from the CPU (unless BLIS_ARCH_TYPE is
  * set), initialise BLIS and check its choice. Call before any other BLIS

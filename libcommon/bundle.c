@@ -461,6 +461,20 @@ static int check_manifest(slm_bundle *b, slm_err *err)
 					  t->dtype->name, (unsigned long long)ne, mn,
 					  (unsigned long long)t->member->size);
 		t->data = t->member->data;
+		json_t *lay = json_object_get(e, "layout");
+		if (lay) {
+			const char *ls = json_string_value(lay);
+			if (!ls || strcmp(ls, "tile16") != 0)
+				return slm_seterr(err, EX_DATAERR,
+						  "%s: manifest: tensor '%s': unknown layout%s%s",
+						  b->path, t->name, ls ? " " : "", ls ? ls : "");
+			if (!dtype_tileable(t->dtype) || t->ndim != 2)
+				return slm_seterr(err, EX_DATAERR,
+						  "%s: manifest: tensor '%s': layout tile16 needs a 2-D "
+						  "q4_0, q4_1, q5_0, q5_1, q8_0, q4_k, q5_k or q6_k tensor, not %d-D %s",
+						  b->path, t->name, t->ndim, t->dtype->name);
+			t->tiled = 1;
+		}
 	}
 	return 0;
 }
@@ -677,9 +691,33 @@ static int push_member(slm_bwriter *w, const char *name, uint64_t size,
 	return 0;
 }
 
+int bundle_tile_wanted(const slm_dtype *dt, int ndim, const uint64_t *ne)
+{
+	return dtype_tileable(dt) && ndim == 2 && ne[1] >= DTYPE_TILE;
+}
+
+void tensor_rows(const slm_tensor *t, int64_t r0, int64_t r1, void *dst)
+{
+	int64_t n = (int64_t)t->ne[0];
+	size_t rb = (size_t)(n / t->dtype->block_elems) * t->dtype->block_bytes;
+	if (t->tiled)
+		dtype_untile_rows(t->dtype, n, (int64_t)t->ne[1], t->data, r0, r1, dst);
+	else
+		memcpy(dst, (const uint8_t *)t->data + (size_t)r0 * rb, (size_t)(r1 - r0) * rb);
+}
+
 int bwriter_add_tensor(slm_bwriter *w, const char *name, const slm_dtype *dt,
 		       int ndim, const uint64_t *ne, slm_err *err)
 {
+	return bwriter_add_tensor_l(w, name, dt, ndim, ne, 0, err);
+}
+
+int bwriter_add_tensor_l(slm_bwriter *w, const char *name, const slm_dtype *dt,
+			 int ndim, const uint64_t *ne, int tiled, slm_err *err)
+{
+	if (tiled && (!dtype_tileable(dt) || ndim != 2))
+		return slm_seterr(err, EX_DATAERR, "tensor '%s': layout tile16 needs a 2-D "
+				  "q4_0, q4_1, q5_0, q5_1, q8_0, q4_k, q5_k or q6_k tensor", name);
 	if (ndim < 1 || ndim > SLM_MAX_DIMS)
 		return slm_seterr(err, EX_DATAERR, "tensor '%s': %d dimensions", name,
 				  ndim);
@@ -707,9 +745,11 @@ int bwriter_add_tensor(slm_bwriter *w, const char *name, const slm_dtype *dt,
 		json_decref(shape);
 		return -1;
 	}
-	json_array_append_new(w->tensors,
-			      json_pack("{s:s, s:s, s:o, s:s}", "name", name, "dtype",
-					dt->name, "shape", shape, "member", member));
+	json_t *e = json_pack("{s:s, s:s, s:o, s:s}", "name", name, "dtype", dt->name,
+			      "shape", shape, "member", member);
+	if (tiled)
+		json_object_set_new(e, "layout", json_string("tile16"));
+	json_array_append_new(w->tensors, e);
 	free(member);
 	return 0;
 }

@@ -13,7 +13,7 @@
 #include "dtype.h"
 #include "util.h"
 
-#define SLM_BUNDLE_VERSION 1
+#define SLM_BUNDLE_VERSION 2
 #define SLM_MANIFEST_MEMBER "manifest.msgpack"
 #define SLM_MANIFEST_SUM_MEMBER "manifest.sha256"
 #define SLM_MAX_DIMS 4
@@ -35,6 +35,8 @@ typedef struct slm_tensor {
 	uint64_t size;             /* bytes */
 	const void *data;
 	const slm_member *member;
+	int tiled;                 /* 1: the tile16 layout (dtype.h), manifest
+				    * "layout": "tile16"; 0: plain (GGUF) rows */
 } slm_tensor;
 
 typedef struct slm_bundle slm_bundle;
@@ -86,6 +88,17 @@ slm_bwriter *bwriter_new(json_t *manifest);
 /* Declare a tensor stored in member "tensors/NAME". */
 int bwriter_add_tensor(slm_bwriter *w, const char *name, const slm_dtype *dt,
 		       int ndim, const uint64_t *ne, slm_err *err);
+/* The same, in the tile16 layout if tiled (a 2-D tensor of a
+ * dtype_tileable type; else an error). */
+int bwriter_add_tensor_l(slm_bwriter *w, const char *name, const slm_dtype *dt,
+			 int ndim, const uint64_t *ne, int tiled, slm_err *err);
+/* 1 if the writers (slm-convert, slm-quant) store a tensor of this type
+ * and shape in the tile16 layout: a 2-D matrix of a dtype_tileable type
+ * with at least 16 rows. */
+int bundle_tile_wanted(const slm_dtype *dt, int ndim, const uint64_t *ne);
+/* Rows [r0, r1) of a 2-D tensor (or of a tensor seen as ne[0]-element
+ * rows) as plain bytes into dst, whatever its layout. */
+void tensor_rows(const slm_tensor *t, int64_t r0, int64_t r1, void *dst);
 /* Declare an attachment member of the given size. */
 int bwriter_add_member(slm_bwriter *w, const char *name, uint64_t size,
 		       slm_err *err);

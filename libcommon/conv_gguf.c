@@ -906,6 +906,49 @@ static int fpad(FILE *fp, uint64_t pos, uint64_t align, const char *out, slm_err
 	return 0;
 }
 
+/* A tile16 tensor as GGUF's plain rows: whole tiles at a time, read with
+ * pread (fd >= 0) or from the mapping, and turned back into rows. */
+static int put_untiled(FILE *fp, int fd, const slm_bundle *b, const slm_tensor *t,
+		       const char *name, slm_err *err)
+{
+	const int64_t n = (int64_t)t->ne[0], nrows = (int64_t)t->ne[1];
+	const size_t rb = (size_t)(n / t->dtype->block_elems) * t->dtype->block_bytes;
+	const size_t tb = DTYPE_TILE * rb;
+	const int64_t per = (1 << 20) / tb ? (int64_t)((1 << 20) / tb) * DTYPE_TILE : DTYPE_TILE;
+	uint8_t *in = slm_xmalloc((size_t)per * rb), *out = slm_xmalloc((size_t)per * rb);
+	int rc = 0;
+	for (int64_t r = 0; r < nrows && rc == 0;) {
+		int64_t k = nrows - r < per ? nrows - r : per;
+		/* whole tiles, or the plain rows after them */
+		if (r < nrows / DTYPE_TILE * DTYPE_TILE)
+			k = k / DTYPE_TILE * DTYPE_TILE;
+		size_t want = (size_t)k * rb;
+		const uint8_t *src = (const uint8_t *)t->data + (size_t)r * rb;
+		for (size_t got = 0; fd >= 0 && got < want && rc == 0;) {
+			ssize_t x = pread(fd, in + got, want - got,
+					  (off_t)(t->member->offset + (size_t)r * rb + got));
+			if (x < 0 && errno == EINTR)
+				continue;
+			if (x <= 0)
+				rc = slm_seterr(err, EX_IOERR, "%s: tensor '%s': %s", bundle_path(b),
+						t->name, x < 0 ? strerror(errno) : "file shrank");
+			got += x > 0 ? (size_t)x : 0;
+		}
+		if (fd >= 0)
+			src = in;
+		/* k rows starting at a tile (or all plain): a matrix of its own */
+		if (rc == 0) {
+			dtype_untile_rows(t->dtype, n, r + k <= nrows / DTYPE_TILE * DTYPE_TILE ? k : 0,
+					  src, 0, k, out);
+			rc = fput(fp, out, want, name, err);
+		}
+		r += k;
+	}
+	free(in);
+	free(out);
+	return rc;
+}
+
 int cv_bundle_to_gguf(const slm_bundle *b, const char *out, slm_err *err)
 {
 	json_t *man = bundle_manifest(b);
@@ -1023,9 +1066,12 @@ int cv_bundle_to_gguf(const slm_bundle *b, const char *out, slm_err *err)
 	uint8_t *chunk = fd >= 0 ? slm_xmalloc(1 << 20) : NULL;
 	for (size_t i = 0; i < bundle_n_tensors(b) && rc == 0; i++) {
 		const slm_tensor *t = bundle_tensor_at(b, i);
-		if (fd < 0)
+		if (t->tiled) {
+			rc = put_untiled(af.fp, fd, b, t, name, err);
+		} else if (fd < 0) {
 			rc = fput(af.fp, t->data, (size_t)t->size, name, err);
-		for (uint64_t done = 0; fd >= 0 && done < t->size && rc == 0;) {
+		}
+		for (uint64_t done = 0; fd >= 0 && !t->tiled && done < t->size && rc == 0;) {
 			uint64_t want = t->size - done < (1 << 20) ? t->size - done : (1 << 20);
 			ssize_t r = pread(fd, chunk, (size_t)want, (off_t)(t->member->offset + done));
 			if (r < 0 && errno == EINTR)

@@ -169,7 +169,7 @@ int cv_vocab_arrays(const slm_bundle *b, const slm_member *mem, msgpack_unpacked
 	return 0;
 }
 
-int cv_write_bundle(cv_model *m, const char *out, int gzip,
+int cv_write_bundle(cv_model *m, const char *out, int gzip, int tile,
 		    void (*progress)(void *arg, uint64_t done, uint64_t total),
 		    void *progress_arg, slm_err *err)
 {
@@ -185,15 +185,18 @@ int cv_write_bundle(cv_model *m, const char *out, int gzip,
 	slm_bwriter *w = bwriter_new(man);
 	json_decref(man);
 
-	uint64_t biggest = 0;
+	uint64_t biggest = 0, biggest_tiled = 0;
 	for (size_t i = 0; i < m->nt; i++) {
 		const cv_tensor *t = &m->t[i];
-		if (bwriter_add_tensor(w, t->name, t->dtype, t->ndim, t->ne, err) < 0) {
+		int tl = tile && bundle_tile_wanted(t->dtype, t->ndim, t->ne);
+		if (bwriter_add_tensor_l(w, t->name, t->dtype, t->ndim, t->ne, tl, err) < 0) {
 			bwriter_abort(w);
 			return -1;
 		}
 		if (!t->src && t->produce && t->size > biggest)
 			biggest = t->size;
+		if (tl && t->size > biggest_tiled)
+			biggest_tiled = t->size;
 		if (!t->src && !t->produce) {
 			bwriter_abort(w);
 			return slm_seterr(err, EX_SOFTWARE, "tensor '%s' has no data", t->name);
@@ -209,7 +212,7 @@ int cv_write_bundle(cv_model *m, const char *out, int gzip,
 			return -1;
 		}
 	}
-	if (biggest > SIZE_MAX) {
+	if (biggest > SIZE_MAX || biggest_tiled > SIZE_MAX) {
 		msgpack_sbuffer_destroy(&vocab);
 		bwriter_abort(w);
 		return slm_seterr(err, EX_OSERR, "a tensor of %llu bytes does not fit in memory",
@@ -220,6 +223,7 @@ int cv_write_bundle(cv_model *m, const char *out, int gzip,
 		return -1;
 	}
 	uint8_t *buf = biggest ? slm_xmalloc((size_t)biggest) : NULL;
+	uint8_t *tbuf = biggest_tiled ? slm_xmalloc((size_t)biggest_tiled) : NULL;
 	int rc = 0;
 	for (size_t i = 0; i < m->nt && rc == 0; i++) {
 		const cv_tensor *t = &m->t[i];
@@ -228,12 +232,17 @@ int cv_write_bundle(cv_model *m, const char *out, int gzip,
 			rc = t->produce(t, buf, err);
 			p = buf;
 		}
+		if (rc == 0 && tile && bundle_tile_wanted(t->dtype, t->ndim, t->ne)) {
+			dtype_tile(t->dtype, (int64_t)t->ne[0], (int64_t)t->ne[1], p, tbuf);
+			p = tbuf;
+		}
 		if (rc == 0)
 			rc = bwriter_write(w, p, (size_t)t->size, err);
 		if (rc == 0 && progress)
 			progress(progress_arg, i + 1, m->nt);
 	}
 	free(buf);
+	free(tbuf);
 	if (rc == 0 && vocab.size > 0)
 		rc = bwriter_write(w, vocab.data, vocab.size, err);
 	msgpack_sbuffer_destroy(&vocab);

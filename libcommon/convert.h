@@ -110,14 +110,15 @@ int cv_from_hf(cv_model *m, const char *dir, int vocab_only, slm_err *err);
 int cv_from_llama2c(cv_model *m, const char *bin, const char *tokbin,
 		    slm_err *err);
 
-/* Write a bundle: tensors in order, then the vocabulary member. A
+/* Write a bundle: tensors in order, then the vocabulary member; tile:
+ * the matrices bundle_tile_wanted names in the tile16 layout. A
  * progress callback (may be NULL) is called after each tensor. */
-int cv_write_bundle(cv_model *m, const char *out, int gzip,
+int cv_write_bundle(cv_model *m, const char *out, int gzip, int tile,
 		    void (*progress)(void *arg, uint64_t done, uint64_t total),
 		    void *progress_arg, slm_err *err);
 
-/* Export a bundle as GGUF v3 (tensors byte-identical, metadata typed as
- * llama.cpp expects). */
+/* Export a bundle as GGUF v3 (tensors byte-identical, tile16 ones back in
+ * plain rows; metadata typed as llama.cpp expects). */
 int cv_bundle_to_gguf(const slm_bundle *b, const char *out, slm_err *err);
 
 #endif

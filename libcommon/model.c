@@ -55,7 +55,8 @@ static const float *vec_f32(slm_model *m, const slm_tensor *t)
 	if (t->dtype == dtype_by_name("f32"))
 		return t->data;
 	float *d = slm_xmalloc(t->nelems * sizeof *d);
-	kern_dequant(t->dtype, t->data, d, (int64_t)t->nelems);
+	const kern_mat km = tensor_kmat(t);
+	kern_mat_dequant(&km, 0, km.nrows, d);
 	m->copies = slm_xrealloc(m->copies, (m->ncopies + 1) * sizeof *m->copies);
 	m->copies[m->ncopies++] = d;
 	return d;
@@ -631,8 +632,16 @@ static void mm_worker(void *arg, int ith, int nth)
 	for (int i = 0; i < j->nw; i++) {
 		const slm_tensor *w = j->w[i];
 		int64_t n = (int64_t)w->ne[0];
+		const kern_mat km = tensor_kmat(w);
 		long r0, r1;
-		pool_split((long)w->ne[1], ith, nth, &r0, &r1);
+		if (w->tiled) {
+			/* whole tiles per thread */
+			pool_split((long)(w->ne[1] + DTYPE_TILE - 1) / DTYPE_TILE, ith, nth, &r0, &r1);
+			r0 *= DTYPE_TILE;
+			r1 = r1 * DTYPE_TILE < (long)w->ne[1] ? r1 * DTYPE_TILE : (long)w->ne[1];
+		} else {
+			pool_split((long)w->ne[1], ith, nth, &r0, &r1);
+		}
 		if (r1 <= r0)
 			continue;
 		if (j->blas) {
@@ -640,15 +649,15 @@ static void mm_worker(void *arg, int ith, int nth)
 				w, j->x, j->ldx, j->B, j->y[i] + r0, j->ldy[i], r0, r1,
 				j->scratch[ith], j->scratch_floats);
 		} else if (j->B == 1) {
-			kern_matvec(w->dtype, w->data, n, j->act, j->y[i] + r0, r0, r1);
+			kern_mat_mul(&km, j->act, 1, j->y[i] + r0, 0, r0, r1);
 		} else {
 			size_t rb = (size_t)(n / w->dtype->block_elems) * w->dtype->block_bytes;
-			long tr = (long)(MM_TILE_BYTES / rb) & ~1L;
-			if (tr < 2)
-				tr = 2;
+			long tr = (long)(MM_TILE_BYTES / rb) & ~(long)(DTYPE_TILE - 1);
+			if (tr < DTYPE_TILE)
+				tr = DTYPE_TILE;
 			for (long r = r0; r < r1; r += tr)
-				kern_matmul(w->dtype, w->data, n, j->act, j->B, j->y[i] + r,
-					    j->ldy[i], r, r + tr < r1 ? r + tr : r1);
+				kern_mat_mul(&km, j->act, j->B, j->y[i] + r, j->ldy[i], r,
+					     r + tr < r1 ? r + tr : r1);
 		}
 	}
 }
@@ -818,10 +827,9 @@ void model_forward(slm_ctx *c, const slm_entry *e, int n, float *logits)
 	if (c->prof)
 		c->t_mark = now_ns(); /* the caller's time between passes is not ours */
 	for (int i = 0; i < n; i++) {
-		const slm_tensor *te = m->tok_embd;
-		size_t rb = (size_t)(te->ne[0] / te->dtype->block_elems) * te->dtype->block_bytes;
+		const kern_mat te = tensor_kmat(m->tok_embd);
 		float *x = c->x + (size_t)i * (size_t)D;
-		kern_dequant(te->dtype, (const uint8_t *)te->data + (size_t)e[i].token * rb, x, D);
+		kern_mat_dequant(&te, e[i].token, e[i].token + 1, x);
 		if (m->embd_scale != 1.0f)
 			for (int d = 0; d < D; d++)
 				x[d] *= m->embd_scale;

@@ -5,10 +5,14 @@
       every metadata key of A is in B with the same value type and value
       (and B has no other key), every tensor has the same type, shape and
       bytes (key and tensor order may differ)
-  gguf-check.py bundle A.gguf BUNDLE INFO.json [B.gguf]
+  gguf-check.py bundle [--plain] A.gguf BUNDLE INFO.json [B.gguf]
       every tensor of A is in the bundle (member tensors/NAME, read with
       tarfile) with the same bytes, and INFO.json (slm-pack info --json)
-      gives it the same dtype and shape; with B.gguf, also "same A B"
+      gives it the same dtype and shape; with B.gguf, also "same A B".
+      A tensor INFO.json gives the layout tile16 is turned back into
+      plain rows here first, from slm-bundle(5)'s definition; the
+      matrices in that layout must be exactly the 2-D ones of the types
+      that have it with 16 rows or more (--plain: none)
       (A is read once: GGUFReader takes seconds on large vocabularies)
   gguf-check.py llama A.gguf B.gguf
       llama.cpp (llama-cpp-python) loads both and gives the same logits
@@ -71,14 +75,48 @@ def same(a, b, ra=None):
     return 1 if bad else 0
 
 
-def bundle(a, path, info, b=None):
+# block elements and bytes of the types with a tile16 layout, and where
+# their 2-byte scale d lies when the block is 2 bytes over whole words
+TILE16 = {"q4_0": (32, 18, 0), "q4_1": (32, 20, None), "q5_0": (32, 22, 0),
+          "q5_1": (32, 24, None), "q8_0": (32, 34, 0), "q4_k": (256, 144, None),
+          "q5_k": (256, 176, None), "q6_k": (256, 210, 208)}
+
+
+def untile(data, dtype, shape):
+    """slm-bundle(5), Tile16 layout: back to plain rows."""
+    import numpy as np
+    be, bb, ho = TILE16[dtype]
+    cols, rows = shape
+    nb = cols // be
+    rb = nb * bb
+    nt = rows // 16
+    a = np.frombuffer(data, dtype=np.uint8)
+    g = a[:nt * 16 * rb].reshape(nt, nb, 16 * bb)
+    out = np.empty((nt, 16, nb, bb), dtype=np.uint8)
+    if ho is None:
+        w = g.reshape(nt, nb, bb // 4, 16, 4).transpose(0, 3, 1, 2, 4)
+        out[...] = w.reshape(nt, 16, nb, bb)
+    else:
+        out[..., ho:ho + 2] = g[:, :, :32].reshape(nt, nb, 16, 2).transpose(0, 2, 1, 3)
+        w = g[:, :, 32:].reshape(nt, nb, (bb - 2) // 4, 16, 4).transpose(0, 3, 1, 2, 4)
+        w = w.reshape(nt, 16, nb, bb - 2)
+        if ho == 0:
+            out[..., 2:] = w
+        else:
+            out[..., :ho] = w
+    return out.tobytes() + a[nt * 16 * rb:].tobytes()
+
+
+def bundle(a, path, info, b=None, plain=False):
     (gguf,) = need("gguf")
     need("numpy")
     r = gguf.GGUFReader(a)
     with open(info) as fp:
         inf = json.load(fp)
     shapes = {t["name"]: (t["dtype"], t["shape"]) for t in inf["tensors"]}
+    layout = {t["name"]: t.get("layout") for t in inf["tensors"]}
     bad = []
+    ntiled = 0
     if len(shapes) != len(r.tensors):
         bad.append(f"{len(r.tensors)} tensors in {a}, {len(shapes)} in the bundle")
     with tarfile.open(path) as tf:
@@ -89,15 +127,23 @@ def bundle(a, path, info, b=None):
             except KeyError:
                 bad.append(f"tensor {t.name}: not in the bundle")
                 continue
+            dt = t.tensor_type.name.lower()
+            shape = [int(x) for x in t.shape]
+            wanted = (not plain and dt in TILE16 and len(shape) == 2 and shape[1] >= 16)
+            if layout.get(t.name) != ("tile16" if wanted else "plain"):
+                bad.append(f"tensor {t.name}: layout {layout.get(t.name)}, "
+                           f"{'tile16' if wanted else 'plain'} wanted")
+            elif wanted:
+                data = untile(data, dt, shape)
+                ntiled += 1
             if hashlib.sha256(data).hexdigest() != want:
                 bad.append(f"tensor {t.name}: bytes differ")
-            dt = t.tensor_type.name.lower()
-            if shapes.get(t.name) != (dt, [int(x) for x in t.shape]):
+            if shapes.get(t.name) != (dt, shape):
                 bad.append(f"tensor {t.name}: {shapes.get(t.name)} in the bundle, "
                            f"{dt} {list(t.shape)} in the GGUF")
     for m in bad:
         print(f"gguf-check: {m}", file=sys.stderr)
-    print(f"{len(r.tensors)} tensors compared")
+    print(f"{len(r.tensors)} tensors compared ({ntiled} of them tile16)")
     rc = 1 if bad else 0
     return max(rc, same(a, b, r)) if b else rc
 
@@ -162,10 +208,13 @@ def main(argv):
     cmds = {"same": (same, 2, 2), "bundle": (bundle, 3, 4), "llama": (llama, 2, 2),
             "bad": (bad, 1, 1)}
     if len(argv) < 2 or argv[1] not in cmds or \
-            not cmds[argv[1]][1] <= len(argv) - 2 <= cmds[argv[1]][2]:
+            not cmds[argv[1]][1] <= len(argv) - 2 - (argv[2:3] == ["--plain"]) <= cmds[argv[1]][2]:
         print(__doc__, file=sys.stderr)
         return 2
-    return cmds[argv[1]][0](*argv[2:])
+    args = argv[2:]
+    if argv[1] == "bundle" and args and args[0] == "--plain":
+        return bundle(*args[1:], plain=True) if 3 <= len(args) - 1 <= 4 else 2
+    return cmds[argv[1]][0](*args)
 
 
 if __name__ == "__main__":

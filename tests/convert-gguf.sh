@@ -21,6 +21,8 @@ top_srcdir=${top_srcdir:-$(cd "$(dirname "$0")/.." && pwd)}
 need slm-convert slm-pack
 scratch
 check_py=$top_srcdir/scripts/gguf-check.py
+top_builddir=${top_builddir:-$top_srcdir}
+logits=$top_builddir/tests/logits
 if ! python3 -c 'import gguf, numpy' >/dev/null 2>&1; then
 	echo "convert-gguf: python3 with gguf and numpy needed (pip install gguf numpy), skipping" >&2
 	exit 77
@@ -83,6 +85,24 @@ sys.exit(0 if a[\"tensors\"] == b[\"tensors\"] and b[\"provenance\"][\"source\"]
 		sh -c 'slm-convert -q --gzip "$1" -o "$2" && slm-convert --to gguf "$2" -o "$3.a" &&
 			slm-convert --to gguf "$4" -o "$3.b" && cmp "$3.a" "$3.b"' \
 		sh "$g" "$tmp/z.slm" "$tmp/z" "$b"
+	# the tile16 layout (the default above) against --layout plain: the
+	# plain rows, the same GGUF export, and the same logits bit for bit,
+	# one token at a time (matrix-vector kernels) and in one batch
+	check "smollm2: --layout plain: GGUF's rows, no tile16 tensor" \
+		sh -c 'slm-convert -q --layout plain "$1" -o "$2" && slm-pack info --json "$2" > "$3" &&
+			python3 "$4" bundle --plain "$1" "$2" "$3"' sh "$g" "$tmp/plain.slm" "$tmp/pi.json" "$check_py"
+	check "smollm2: tile16 and plain bundles export byte-identical GGUF" \
+		sh -c 'slm-convert --to gguf "$1" -o "$3.t" && slm-convert --to gguf "$2" -o "$3.p" &&
+			cmp "$3.t" "$3.p"' sh "$b" "$tmp/plain.slm" "$tmp/lay"
+	if [ -x "$logits" ]; then
+		ids="1 504 3458 314 253 6357 6149 47 28 1545 2 9 66 4331 1021 30 5 17"
+		for bt in 1 18; do
+			check "smollm2: tile16 and plain give the same logits, batch $bt, bitwise" \
+				sh -c '"$1" "$2" -b "$4" -p all $5 > "$6.t" && "$1" "$3" -b "$4" -p all $5 > "$6.p" &&
+					cmp "$6.t" "$6.p"' sh "$logits" "$b" "$tmp/plain.slm" "$bt" "$ids" "$tmp/lg"
+		done
+	fi
+	rm -f "$tmp/lay.t" "$tmp/lay.p" "$tmp/lg.t" "$tmp/lg.p"
 	check "smollm2: --name" slm-convert -q --name smol "$g" -o "$tmp/named.slm"
 	check "smollm2: --name in the manifest" info_is "$tmp/named.slm" "j['name'] == 'smol'"
 	rm -f "$tmp"/*.slm "$tmp"/z*

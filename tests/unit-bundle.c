@@ -635,6 +635,10 @@ static void test_write_failures(void)
 	   "writer: 0 or 5 dimensions refused");
 	ok(bwriter_add_tensor(w, "z", f32, 2, bad0, &err) == -1,
 	   "writer: zero dimension refused (%s)", err.msg);
+	ok(bwriter_add_tensor_l(w, "z", f32, 2, ne, 1, &err) == -1 && strstr(err.msg, "tile16"),
+	   "writer: tile16 layout refused for f32");
+	ok(bwriter_add_tensor_l(w, "z", q40, 1, ne, 1, &err) == -1 && strstr(err.msg, "tile16"),
+	   "writer: tile16 layout refused for a 1-D tensor");
 	ok(bwriter_add_tensor(w, "z", q40, 2, odd, &err) == -1 && strstr(err.msg, "q4_0"),
 	   "writer: row not a multiple of the block refused (%s)", err.msg);
 	ok(bwriter_add_tensor(w, "z", f32, 2, huge, &err) == -1,
@@ -1002,6 +1006,10 @@ static void test_damage(void)
 		{ "member sha256 not hex", "sha256", "m3.sha256", "\"xyz\"" },
 		{ "member list one short", "members", "m.pop", NULL },
 		{ "format not slm-bundle", "format", "format", "\"tar\"" },
+		{ "tensor layout unknown", "unknown layout tile8", "t1.layout", "\"tile8\"" },
+		{ "tensor layout not a string", "unknown layout", "t1.layout", "16" },
+		{ "tile16 layout on an f32 matrix", "tile16 needs", "t1.layout", "\"tile16\"" },
+		{ "tile16 layout on a 1-D tensor", "tile16 needs", "t0.layout", "\"tile16\"" },
 		{ "version from the future", "version", "version", "99" },
 		{ "version zero", "version", "version", "0" },
 		{ "arch missing", "arch", "arch", NULL },
@@ -1045,6 +1053,28 @@ static void test_damage(void)
 		expect_open_fails(what, re, n, lies[i].want);
 		free(re);
 		json_decref(val);
+		json_decref(man);
+		tar_free(&t);
+	}
+	/* the tile16 layout on a q4_0 matrix (tensor 8): accepted, and marked */
+	{
+		tar_parse(good, gn, &t);
+		man = tar_manifest(&t);
+		json_t *e = json_array_get(json_object_get(man, "tensors"), 8);
+		int isq = !strcmp(json_string_value(json_object_get(e, "dtype")), "q4_0");
+		json_object_set_new(e, "layout", json_string("tile16"));
+		tar_put_manifest(&t, man, NULL, 0);
+		re = tar_build(&t, &n);
+		write_whole(bad_path, re, n);
+		slm_bundle *tb = NULL;
+		slm_err terr = { 0, "" };
+		int trc = bundle_open(&tb, bad_path, &terr);
+		const slm_tensor *tt = trc == 0 ? bundle_tensor_at(tb, 8) : NULL;
+		ok(isq && tt && tt->tiled == 1 && bundle_tensor_at(tb, 7)->tiled == 0,
+		   "layout tile16 on a q4_0 matrix: opens, the tensor marked tiled (%s)",
+		   trc ? terr.msg : "ok");
+		bundle_close(tb);
+		free(re);
 		json_decref(man);
 		tar_free(&t);
 	}

@@ -491,7 +491,7 @@ static void test_bundle(const char *dir, const char *file, const char *text)
 	cv_model m;
 	cv_model_init(&m);
 	int made = cv_from_gguf(&m, path, 1, &err) == 0 &&
-		   cv_write_bundle(&m, out, 0, NULL, NULL, &err) == 0;
+		   cv_write_bundle(&m, out, 0, 1, NULL, NULL, &err) == 0;
 	cv_model_free(&m);
 	if (!ok(made, "%s: converts to a vocabulary bundle", file)) {
 		diag("%s", err.msg);

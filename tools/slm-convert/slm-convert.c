@@ -23,12 +23,15 @@
 
 static const char usage_text[] =
 	"usage: slm-convert [INPUT] [-o OUT] [--to bundle|gguf] [--vocab-only] [--gzip]\n"
-	"                   [--name NAME] [--tokenizer FILE] [-q] [-v] [-f]\n"
+	"                   [--layout tile16|plain] [--name NAME] [--tokenizer FILE]\n"
+	"                   [-q] [-v] [-f]\n"
 	"       slm-convert -h | --version\n";
 
 static struct {
 	const char *out, *name, *tokenizer;
 	int to_gguf, vocab_only, gzip, force, quiet, verbose;
+	int plain; /* --layout plain */
+	int layout_set;
 } opt;
 
 enum kind { K_GGUF, K_BUNDLE, K_HF_DIR, K_HF_TAR, K_LLAMA2C };
@@ -243,7 +246,7 @@ static int to_bundle(enum kind k, const char *path, const char *shown, const cha
 	for (size_t i = 0; i < m.nt; i++)
 		p.total += m.t[i].size;
 	int show = !opt.quiet && isatty(STDERR_FILENO);
-	if (cv_write_bundle(&m, out, opt.gzip, show ? on_progress : NULL, &p, &err) < 0) {
+	if (cv_write_bundle(&m, out, opt.gzip, !opt.plain, show ? on_progress : NULL, &p, &err) < 0) {
 		if (p.shown)
 			fputc('\n', stderr);
 		die_err(&err, spool_path, shown);
@@ -261,7 +264,7 @@ static int to_bundle(enum kind k, const char *path, const char *shown, const cha
 	return 0;
 }
 
-enum { OPT_VERSION = 256, OPT_TO, OPT_VOCAB_ONLY, OPT_GZIP, OPT_NAME, OPT_TOKENIZER };
+enum { OPT_VERSION = 256, OPT_TO, OPT_VOCAB_ONLY, OPT_GZIP, OPT_NAME, OPT_TOKENIZER, OPT_LAYOUT };
 
 int main(int argc, char **argv)
 {
@@ -275,6 +278,7 @@ int main(int argc, char **argv)
 		{ "to", required_argument, NULL, OPT_TO },
 		{ "vocab-only", no_argument, NULL, OPT_VOCAB_ONLY },
 		{ "gzip", no_argument, NULL, OPT_GZIP },
+		{ "layout", required_argument, NULL, OPT_LAYOUT },
 		{ "name", required_argument, NULL, OPT_NAME },
 		{ "tokenizer", required_argument, NULL, OPT_TOKENIZER },
 		{ "force", no_argument, NULL, 'f' },
@@ -299,6 +303,13 @@ int main(int argc, char **argv)
 			break;
 		case OPT_VOCAB_ONLY: opt.vocab_only = 1; break;
 		case OPT_GZIP: opt.gzip = 1; break;
+		case OPT_LAYOUT:
+			if (!strcmp(optarg, "plain"))
+				opt.plain = 1;
+			else if (strcmp(optarg, "tile16"))
+				slm_die(EX_USAGE, "--layout: '%s' is not tile16 or plain", optarg);
+			opt.layout_set = 1;
+			break;
 		case OPT_NAME: opt.name = optarg; break;
 		case OPT_TOKENIZER: opt.tokenizer = optarg; break;
 		case 'f': opt.force = 1; break;
@@ -309,9 +320,10 @@ int main(int argc, char **argv)
 	}
 	if (argc - optind > 1)
 		slm_cli_usage_error(usage_text);
-	if (opt.to_gguf && (opt.gzip || opt.vocab_only || opt.name || opt.tokenizer))
+	if (opt.to_gguf && (opt.gzip || opt.vocab_only || opt.name || opt.tokenizer ||
+			    opt.layout_set))
 		slm_die(EX_USAGE, "--to gguf takes none of --gzip, --vocab-only, --name, "
-			"--tokenizer");
+			"--tokenizer, --layout");
 	if (opt.name && !store_valid_name(opt.name))
 		slm_die(EX_USAGE, "--name: '%s' is not a valid name (letters, digits, . _ -)",
 			opt.name);

@@ -123,9 +123,10 @@ static json_t *info_json(const slm_bundle *b)
 		json_t *sh = json_array();
 		for (int j = 0; j < t->ndim; j++)
 			json_array_append_new(sh, json_integer((json_int_t)t->ne[j]));
-		json_array_append_new(ts, json_pack("{s:s, s:s, s:o, s:I}", "name", t->name,
+		json_array_append_new(ts, json_pack("{s:s, s:s, s:o, s:I, s:s}", "name", t->name,
 						    "dtype", t->dtype->name, "shape", sh,
-						    "bytes", (json_int_t)t->size));
+						    "bytes", (json_int_t)t->size, "layout",
+						    t->tiled ? "tile16" : "plain"));
 	}
 	json_object_set_new(o, "tensors", ts);
 	json_t *tok = json_object_get(man, "tokenizer");
@@ -202,8 +203,8 @@ static int cmd_info(const char *arg)
 					off += (size_t)snprintf(shape + off, sizeof shape - off,
 								j ? " x %llu" : "%llu",
 								(unsigned long long)ts->ne[j]);
-				printf("  %-32s %-6s %-24s %s\n", ts->name, ts->dtype->name,
-				       shape, slm_fmt_size(ts->size, sz));
+				printf("  %-32s %-6s %-24s %s%s\n", ts->name, ts->dtype->name,
+				       shape, slm_fmt_size(ts->size, sz), ts->tiled ? "  tile16" : "");
 			}
 		}
 	}
@@ -468,7 +469,7 @@ static int cmd_build(const char *arg)
 	/* tensors first, in their order; then other members, keeping their order */
 	for (size_t i = 0; i < bundle_n_tensors(b); i++) {
 		const slm_tensor *t = bundle_tensor_at(b, i);
-		if (bwriter_add_tensor(w, t->name, t->dtype, t->ndim, t->ne, &err) < 0)
+		if (bwriter_add_tensor_l(w, t->name, t->dtype, t->ndim, t->ne, t->tiled, &err) < 0)
 			slm_die_err(&err);
 	}
 	const slm_member **extra = slm_xcalloc(bundle_n_members(b), sizeof *extra);

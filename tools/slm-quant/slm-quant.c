@@ -20,6 +20,7 @@
 #include "imatrix.h"
 #include "config.h"
 #include "kern/kern.h"
+#include "blas.h"
 #include "model.h"
 #include "pool.h"
 #include "quant.h"
@@ -29,7 +30,8 @@
 static const char usage_text[] =
 	"usage: slm-quant TYPE [IN.slm] [-o OUT.slm] [-t N] [--keep GLOB=TYPE]...\n"
 	"                 [--pure] [--imatrix FILE | --calib STREAM [-c N] [--chunks N]]\n"
-	"                 [--awq | --no-awq | --awq-alpha A] [--gzip] [-f] [-q] [-v] [--json]\n"
+	"                 [--awq | --no-awq | --awq-alpha A] [--layout tile16|plain] [--gzip]\n"
+	"                 [-f] [-q] [-v] [--json]\n"
 	"       slm-quant --calib STREAM [-c N] [--chunks N] [--format dat|gguf] [-t N]\n"
 	"                 [IN.slm] [-o IMATRIX]\n"
 	"       slm-quant -h | --help | --version\n";
@@ -46,6 +48,7 @@ static struct {
 	int awq;                 /* -1: for 4-bit types when there are importances */
 	float awq_alpha;         /* >= 0: this alpha instead of the search */
 	int format;              /* -1: from the output's name */
+	int plain;               /* --layout plain: no tile16 matrices */
 } opt = { .awq = -1, .format = -1, .awq_alpha = -1 };
 
 /* ---- the plan ---- */
@@ -280,12 +283,12 @@ static float *sample_rows(const job *j, const float *div, int64_t *rows, float *
 	const slm_tensor *t = j->src;
 	int64_t n = (int64_t)t->ne[0], all = (int64_t)t->ne[1];
 	int64_t k = all < AWQ_SAMPLE_ROWS ? all : AWQ_SAMPLE_ROWS;
-	size_t rb = (size_t)(n / t->dtype->block_elems) * t->dtype->block_bytes;
+	const kern_mat km = tensor_kmat(t);
 	float *w = slm_xmalloc((size_t)(k * n) * sizeof *w);
 	*div_out = div ? slm_xmalloc((size_t)k * sizeof **div_out) : NULL;
 	for (int64_t i = 0; i < k; i++) {
 		int64_t r = i * all / k;
-		kern_dequant(t->dtype, (const uint8_t *)t->data + (size_t)r * rb, w + i * n, n);
+		kern_mat_dequant(&km, r, r + 1, w + i * n);
 		if (div)
 			(*div_out)[i] = div[r];
 	}
@@ -379,7 +382,8 @@ static awq_group *awq_plan(const slm_bundle *b, job *jobs, const slm_imatrix *im
 			if (g[i].norm >= 0) {
 				job *nj = &jobs[g[i].norm];
 				nj->f32 = slm_xmalloc((size_t)g[i].n * sizeof(float));
-				kern_dequant(nj->src->dtype, nj->src->data, nj->f32, g[i].n);
+				const kern_mat nk = tensor_kmat(nj->src);
+				kern_mat_dequant(&nk, 0, nk.nrows, nj->f32);
 				quant_awq_fold(g[i].n, g[i].s, nj->f32);
 				nj->type = dtype_by_name("f32");
 			}
@@ -447,6 +451,7 @@ static void quant_part(void *arg, int ith, int nth)
 	w->maxerr[ith] = 0;
 	w->bad_row[ith] = -1;
 	uint64_t rows_per_mat = t->ndim > 1 ? t->ne[1] : 1;
+	const kern_mat km = tensor_kmat(t);
 	for (long r = r0; r < r1; r++) {
 		const uint8_t *src = (const uint8_t *)t->data + (size_t)r * in_rb;
 		uint8_t *dst = w->out + (size_t)r * out_rb;
@@ -458,7 +463,7 @@ static void quant_part(void *arg, int ith, int nth)
 		else if (t->dtype->ggml_id == 0)
 			x = (float *)src; /* f32 in place (rows are 4-byte aligned) */
 		else
-			kern_dequant(t->dtype, src, x = w->buf[ith], w->n);
+			kern_mat_dequant(&km, r, r + 1, x = w->buf[ith]);
 		int64_t c = quant_find_nonfinite(x, w->n);
 		if (c >= 0) {
 			w->bad_row[ith] = r;
@@ -646,6 +651,12 @@ static double now(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+/* written in the tile16 layout (unless --layout plain) */
+static int out_tiled(const job *j)
+{
+	return !opt.plain && bundle_tile_wanted(j->type, j->src->ndim, j->src->ne);
+}
+
 static int write_output(const slm_bundle *b, const job *jobs, const awq_group *g, int ng,
 			const quant_recipe *r, slm_pool *pool, const char *shown, slm_err *err)
 {
@@ -656,7 +667,8 @@ static int write_output(const slm_bundle *b, const job *jobs, const awq_group *g
 	uint64_t biggest = 0, in_total = 0, out_total = 0;
 	for (size_t i = 0; i < n; i++) {
 		const slm_tensor *t = jobs[i].src;
-		if (bwriter_add_tensor(w, t->name, jobs[i].type, t->ndim, t->ne, err) < 0) {
+		if (bwriter_add_tensor_l(w, t->name, jobs[i].type, t->ndim, t->ne,
+					 out_tiled(&jobs[i]), err) < 0) {
 			bwriter_abort(w);
 			return -1;
 		}
@@ -680,7 +692,9 @@ static int write_output(const slm_bundle *b, const job *jobs, const awq_group *g
 	}
 	if (bwriter_open(w, opt.out, opt.gzip, err) < 0)
 		return -1;
+	/* the plain rows, and the same in the tile16 layout */
 	uint8_t *buf = slm_xmalloc(biggest ? (size_t)biggest : 1);
+	uint8_t *tbuf = slm_xmalloc(biggest ? (size_t)biggest : 1);
 	int stats_on = opt.verbose || opt.json, rc = 0;
 	double t0 = now();
 	for (int i = 0; i < ng && stats_on; i++)
@@ -692,12 +706,19 @@ static int write_output(const slm_bundle *b, const job *jobs, const awq_group *g
 		dtype_nbytes(j->type, t->ne[0], t->nelems, &sz);
 		stats st = { 0 };
 		double ts = now();
-		if (j->copy) {
+		const int tl = out_tiled(j);
+		const int64_t rows = (int64_t)(t->nelems / t->ne[0]);
+		if (j->copy && t->tiled == tl) {
 			rc = bwriter_write(w, t->data, (size_t)t->size, err);
 		} else {
-			rc = quantize_tensor(pool, j, buf, stats_on, &st, shown, err);
+			if (j->copy)
+				tensor_rows(t, 0, rows, buf);
+			else
+				rc = quantize_tensor(pool, j, buf, stats_on, &st, shown, err);
+			if (rc == 0 && tl)
+				dtype_tile(j->type, (int64_t)t->ne[0], rows, buf, tbuf);
 			if (rc == 0)
-				rc = bwriter_write(w, buf, (size_t)sz, err);
+				rc = bwriter_write(w, tl ? tbuf : buf, (size_t)sz, err);
 		}
 		if (rc == 0 && stats_on)
 			report(j, g, sz, &st, now() - ts);
@@ -705,6 +726,7 @@ static int write_output(const slm_bundle *b, const job *jobs, const awq_group *g
 		out_total += sz;
 	}
 	free(buf);
+	free(tbuf);
 	for (size_t i = 0; i < bundle_n_members(b) && rc == 0; i++) {
 		const slm_member *mb = bundle_member_at(b, i);
 		if (!is_tensor_member(b, mb->name))
@@ -899,7 +921,7 @@ static void add_keep(const char *arg)
 
 enum {
 	OPT_VERSION = 256, OPT_KEEP, OPT_PURE, OPT_IMATRIX, OPT_GZIP, OPT_JSON, OPT_CALIB,
-	OPT_CHUNKS, OPT_AWQ, OPT_NO_AWQ, OPT_AWQ_ALPHA, OPT_FORMAT
+	OPT_CHUNKS, OPT_AWQ, OPT_NO_AWQ, OPT_AWQ_ALPHA, OPT_FORMAT, OPT_LAYOUT
 };
 
 int main(int argc, char **argv)
@@ -921,6 +943,7 @@ int main(int argc, char **argv)
 		{ "awq-alpha", required_argument, NULL, OPT_AWQ_ALPHA },
 		{ "format", required_argument, NULL, OPT_FORMAT },
 		{ "gzip", no_argument, NULL, OPT_GZIP },
+		{ "layout", required_argument, NULL, OPT_LAYOUT },
 		{ "json", no_argument, NULL, OPT_JSON },
 		{ "force", no_argument, NULL, 'f' },
 		{ "quiet", no_argument, NULL, 'q' },
@@ -965,6 +988,14 @@ int main(int argc, char **argv)
 				slm_die(EX_USAGE, "--format: '%s' is not dat or gguf", optarg);
 			break;
 		case OPT_GZIP: opt.gzip = 1; break;
+		case OPT_LAYOUT:
+			if (!strcmp(optarg, "plain"))
+				opt.plain = 1;
+			else if (!strcmp(optarg, "tile16"))
+				opt.plain = 0;
+			else
+				slm_die(EX_USAGE, "--layout: '%s' is not tile16 or plain", optarg);
+			break;
 		case OPT_JSON: opt.json = 1; break;
 		case 'f': opt.force = 1; break;
 		case 'q': opt.quiet = 1; break;
