@@ -102,6 +102,19 @@ sys.exit(0 if a[\"tensors\"] == b[\"tensors\"] and b[\"provenance\"][\"source\"]
 					cmp "$6.t" "$6.p"' sh "$logits" "$b" "$tmp/plain.slm" "$bt" "$ids" "$tmp/lg"
 		done
 	fi
+	# slm-quant reads either layout and writes either: q4_0 from the plain
+	# bundle (tile16 out) and from the tile16 one with --layout plain (the
+	# copied q8_0 embeddings turned back into rows) hold the same tensors
+	if command -v slm-quant >/dev/null 2>&1; then
+		check "smollm2: slm-quant q4_0 plain -> tile16 and tile16 -> --layout plain: the same tensors" \
+			sh -c 'slm-quant -q q4_0 "$1" -o "$3.t.slm" && slm-quant -q q4_0 --layout plain "$2" -o "$3.p.slm" &&
+				slm-convert --to gguf "$3.p.slm" -o "$3.p.gguf" && slm-pack info --json "$3.t.slm" > "$3.t.json" &&
+				python3 "$4" bundle "$3.p.gguf" "$3.t.slm" "$3.t.json" &&
+				slm-pack info --json "$3.p.slm" > "$3.p.json" &&
+				python3 "$4" bundle --plain "$3.p.gguf" "$3.p.slm" "$3.p.json"' \
+			sh "$tmp/plain.slm" "$b" "$tmp/q" "$check_py"
+		rm -f "$tmp"/q.*
+	fi
 	rm -f "$tmp/lay.t" "$tmp/lay.p" "$tmp/lg.t" "$tmp/lg.p"
 	check "smollm2: --name" slm-convert -q --name smol "$g" -o "$tmp/named.slm"
 	check "smollm2: --name in the manifest" info_is "$tmp/named.slm" "j['name'] == 'smol'"
