@@ -154,6 +154,7 @@ AI const uint8_t *tlv(const uint8_t *G, int bb, size_t off)
 
 AI void tl_load(const uint8_t *G, int bb, size_t off, int nv, __m512i *T)
 {
+#pragma GCC unroll 8
 	for (int k = 0; k < nv; k++)
 		T[k] = ld512(tlv(G, bb, off) + 64 * k);
 }
