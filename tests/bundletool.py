@@ -76,7 +76,7 @@ def check(path):
     names = [ti.name for ti, _ in ms]
     assert names[0] == 'manifest.msgpack' and names[-1] == 'manifest.sha256', names
     man = manifest(ms)
-    assert man['format'] == 'slm-bundle' and man['version'] == 1
+    assert man['format'] == 'slm-bundle' and man['version'] == 2
     sumline = hashlib.sha256(ms[0][1]).hexdigest() + '  manifest.msgpack\n'
     assert ms[-1][1].decode() == sumline, 'manifest.sha256'
     assert [m['name'] for m in man['members']] == names[1:-1], 'member list'
@@ -86,6 +86,9 @@ def check(path):
     params = 0
     for t in man['tensors']:
         assert t['member'] in names[1:-1], t['name']
+        assert t.get('layout', 'tile16') == 'tile16', t['name']
+        assert 'layout' not in t or (len(t['shape']) == 2 and t['dtype'] in (
+            'q4_0', 'q4_1', 'q5_0', 'q5_1', 'q8_0', 'q4_k', 'q5_k', 'q6_k')), t['name']
         n = 1
         for x in t['shape']: n *= x
         params += n
