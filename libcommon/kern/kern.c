@@ -230,35 +230,22 @@ void kern_mat_mul(const kern_mat *m, const void *acts, int B, float *y, int64_t 
 		return;
 	}
 	const int64_t te = m->nrows / DTYPE_TILE * DTYPE_TILE;
-	int64_t r = r0;
-	/* the end of a tile begun before r0 */
-	if (r % DTYPE_TILE && r < te) {
-		int64_t e = (r / DTYPE_TILE + 1) * DTYPE_TILE;
-		if (e > r1)
-			e = r1;
-		mm_part(m, rb, r, e, acts, as, B, y, ldy);
-		r = e;
-	}
-	/* whole tiles */
-	int64_t we = (r1 < te ? r1 : te) / DTYPE_TILE * DTYPE_TILE;
-	if (we > r) {
-		if (cur->matmul_t[id]) {
+	for (int64_t r = r0; r < r1;) {
+		/* a run of whole tiles through the tile kernel, if there is one */
+		int64_t we = (r1 < te ? r1 : te) / DTYPE_TILE * DTYPE_TILE;
+		if (cur->matmul_t[id] && r % DTYPE_TILE == 0 && we > r) {
 			cur->matmul_t[id](m->n, (const uint8_t *)m->w + r * rb, rb, we - r, acts, as,
 					  B, y + (r - r0), ldy);
-		} else {
-			for (int64_t t = r; t < we; t += DTYPE_TILE)
-				mm_part(m, rb, t, t + DTYPE_TILE, acts, as, B, y + (t - r0), ldy);
+			r = we;
+			continue;
 		}
-		r = we;
-	}
-	/* the start of a tile, then the plain rows */
-	if (r < r1 && r < te) {
-		int64_t e = r1 < te ? r1 : te;
+		/* else the rest of r's tile (or the plain rows after the last) */
+		int64_t e = r < te ? (r / DTYPE_TILE + 1) * DTYPE_TILE : r1;
+		if (e > r1)
+			e = r1;
 		mm_part(m, rb, r, e, acts, as, B, y + (r - r0), ldy);
 		r = e;
 	}
-	if (r < r1)
-		mm_part(m, rb, r, r1, acts, as, B, y + (r - r0), ldy);
 }
 
 void kern_mat_dequant(const kern_mat *m, int64_t r0, int64_t r1, float *dst)

@@ -248,6 +248,23 @@ AI void mt_load32(const int full, const mtrows *R, size_t off, __m512i T[8])
 	}
 }
 
+/* nv (4 or 8) vectors of 16 rows' words at block byte off of block column
+ * bo / bb: loaded from the tile16 layout (tl, column at G), else gathered
+ * from the rows and transposed (mt_loadp + mt_tr: 16 bytes, mt_load32: 32) */
+AI void mt_words(const int tl, const int full, const mtrows *R, const uint8_t *G, int bb,
+		 size_t bo, size_t off, const int nv, __m512i *T)
+{
+	if (tl) {
+		tl_load(G, bb, off, nv, T);
+	} else if (nv == 4) {
+		__m512i Z[4];
+		mt_loadp(full, R, bo + off, Z);
+		mt_tr(Z, T);
+	} else {
+		mt_load32(full, R, bo + off, T);
+	}
+}
+
 /* rows [0, nr) (nr <= 16) x activations [0, C): a tile; rows past nr
  * repeat the last one (their results are not stored) */
 AI void mt_tile(const int T, const int C, const int full, const int tl, int64_t nb, const uint8_t *W,
@@ -284,24 +301,14 @@ AI void mt_tile(const int T, const int C, const int full, const int tl, int64_t 
 		if (pf)
 			for (size_t o = 0; o < MT_ROWS * (size_t)bb; o += 64)
 				_mm_prefetch((const char *)pf + i * pfstep + o, MT_PFH);
-		__m512i Z[4], Q[8], Tq[4];
-		if (tl) {
-			tl_load(G, bb, qo, 4, Tq);
-		} else {
-			mt_loadp(fa, &R, (size_t)i * bb + qo, Z);
-			mt_tr(Z, Tq);
-		}
+		__m512i Q[8], Tq[4];
+		mt_words(tl, fa, &R, G, bb, (size_t)i * bb, (size_t)qo, 4, Tq);
 		if (T == KT_Q8_0) {
 			const __m512i x80 = _mm512_set1_epi8((char)0x80);
 #pragma GCC unroll 4
 			for (int k = 0; k < 4; k++)
 				Q[k] = _mm512_xor_si512(Tq[k], x80);
-			if (tl) {
-				tl_load(G, bb, qo + 16, 4, Tq);
-			} else {
-				mt_loadp(fa, &R, (size_t)i * bb + qo + 16, Z);
-				mt_tr(Z, Tq);
-			}
+			mt_words(tl, fa, &R, G, bb, (size_t)i * bb, (size_t)qo + 16, 4, Tq);
 #pragma GCC unroll 4
 			for (int k = 0; k < 4; k++)
 				Q[4 + k] = _mm512_xor_si512(Tq[k], x80);
@@ -481,13 +488,8 @@ AI void mtk45_tile(const int T, const int C, const int full, const int tl, int64
 				_mm_prefetch((const char *)pf + i * pfstep + o, MT_PFH);
 		const size_t bo = (size_t)i * bb;
 		const uint8_t *G = W + bo * MT_ROWS;
-		__m512i Z[4], Hd[4];
-		if (tl) {
-			tl_load(G, bb, 0, 4, Hd);
-		} else {
-			mt_loadp(full, &R, bo, Z);
-			mt_tr(Z, Hd);
-		}
+		__m512i Hd[4];
+		mt_words(tl, full, &R, G, bb, bo, 0, 4, Hd);
 		/* Hd[0]: d, dmin; Hd[1..3]: the 12 scale bytes */
 		__m512 dw = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(Hd[0]));
 		__m512 mw = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(Hd[0], 16)));
@@ -499,10 +501,8 @@ AI void mtk45_tile(const int T, const int C, const int full, const int tl, int64
 		u[3] = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi32(Hd[3], 4), m4),
 				       _mm512_and_si512(_mm512_srli_epi32(Hd[2], 2), m30));
 		__m512i H[8];
-		if (hb && tl)
-			tl_load(G, bb, 16, 8, H);
-		else if (hb)
-			mt_load32(full, &R, bo + 16, H);
+		if (hb)
+			mt_words(tl, full, &R, G, bb, bo, 16, 8, H);
 		__m512i isum[8];
 #pragma GCC unroll 8
 		for (int c = 0; c < C; c++)
@@ -510,10 +510,7 @@ AI void mtk45_tile(const int T, const int C, const int full, const int tl, int64
 #pragma GCC unroll 4
 		for (int q = 0; q < 4; q++) {
 			__m512i Tq[8], Q[16];
-			if (tl)
-				tl_load(G, bb, (size_t)(qo + 32 * q), 8, Tq);
-			else
-				mt_load32(full, &R, bo + qo + 32 * q, Tq);
+			mt_words(tl, full, &R, G, bb, bo, (size_t)(qo + 32 * q), 8, Tq);
 #pragma GCC unroll 8
 			for (int k = 0; k < 8; k++) {
 				Q[k] = _mm512_and_si512(Tq[k], m4);
@@ -605,13 +602,8 @@ AI void mtq6k_tile(const int T, const int C, const int full, const int tl, int64
 		if (pf)
 			for (size_t o = 0; o < MT_ROWS * (size_t)bb; o += 64)
 				_mm_prefetch((const char *)pf + i * pfstep + o, MT_PFH);
-		__m512i Z[4], S[4];
-		if (tl) {
-			tl_load(G, bb, 192, 4, S);
-		} else {
-			mt_loadp(full, &R, bo + 192, Z);
-			mt_tr(Z, S); /* S[k] lane r: scales 4k..4k+3 of row r */
-		}
+		__m512i S[4]; /* S[k] lane r: scales 4k..4k+3 of row r */
+		mt_words(tl, full, &R, G, bb, bo, 192, 4, S);
 		/* sc as int16 pairs: e (sc_4k, sc_4k+2), o (sc_4k+1, sc_4k+3);
 		 * the bsums in that order (pairs (4k, 4k+2), (4k+1, 4k+3)) */
 		__m512i E[4], O[4];
@@ -642,17 +634,11 @@ AI void mtq6k_tile(const int T, const int C, const int full, const int tl, int64
 #pragma GCC unroll 1
 		for (int h = 0; h < 2; h++) {
 			__m512i H[8];
-			if (tl)
-				tl_load(G, bb, (size_t)(128 + 32 * h), 8, H);
-			else
-				mt_load32(full, &R, bo + 128 + 32 * h, H);
+			mt_words(tl, full, &R, G, bb, bo, (size_t)(128 + 32 * h), 8, H);
 #pragma GCC unroll 2
 			for (int g = 0; g < 2; g++) { /* groups g (low nibbles) and g + 2 (high) */
 				__m512i L[8];
-				if (tl)
-					tl_load(G, bb, (size_t)(64 * h + 32 * g), 8, L);
-				else
-					mt_load32(full, &R, bo + 64 * h + 32 * g, L);
+				mt_words(tl, full, &R, G, bb, bo, (size_t)(64 * h + 32 * g), 8, L);
 #pragma GCC unroll 2
 				for (int hi = 0; hi < 2; hi++) {
 					__m512i Q[8];
