@@ -906,6 +906,22 @@ static int fpad(FILE *fp, uint64_t pos, uint64_t align, const char *out, slm_err
 	return 0;
 }
 
+/* n bytes of the bundle file at off (a tensor's) into buf, whole */
+static int read_at(int fd, uint8_t *buf, size_t n, uint64_t off, const slm_bundle *b,
+		   const slm_tensor *t, slm_err *err)
+{
+	for (size_t got = 0; got < n;) {
+		ssize_t x = pread(fd, buf + got, n - got, (off_t)(off + got));
+		if (x < 0 && errno == EINTR)
+			continue;
+		if (x <= 0)
+			return slm_seterr(err, EX_IOERR, "%s: tensor '%s': %s", bundle_path(b),
+					  t->name, x < 0 ? strerror(errno) : "file shrank");
+		got += (size_t)x;
+	}
+	return 0;
+}
+
 /* A tile16 tensor as GGUF's plain rows: whole tiles at a time, read with
  * pread (fd >= 0) or from the mapping, and turned back into rows. */
 static int put_untiled(FILE *fp, int fd, const slm_bundle *b, const slm_tensor *t,
@@ -924,18 +940,10 @@ static int put_untiled(FILE *fp, int fd, const slm_bundle *b, const slm_tensor *
 			k = k / DTYPE_TILE * DTYPE_TILE;
 		size_t want = (size_t)k * rb;
 		const uint8_t *src = (const uint8_t *)t->data + (size_t)r * rb;
-		for (size_t got = 0; fd >= 0 && got < want && rc == 0;) {
-			ssize_t x = pread(fd, in + got, want - got,
-					  (off_t)(t->member->offset + (size_t)r * rb + got));
-			if (x < 0 && errno == EINTR)
-				continue;
-			if (x <= 0)
-				rc = slm_seterr(err, EX_IOERR, "%s: tensor '%s': %s", bundle_path(b),
-						t->name, x < 0 ? strerror(errno) : "file shrank");
-			got += x > 0 ? (size_t)x : 0;
-		}
-		if (fd >= 0)
+		if (fd >= 0) {
+			rc = read_at(fd, in, want, t->member->offset + (size_t)r * rb, b, t, err);
 			src = in;
+		}
 		/* k rows starting at a tile (or all plain): a matrix of its own */
 		if (rc == 0) {
 			dtype_untile_rows(t->dtype, n, r + k <= nrows / DTYPE_TILE * DTYPE_TILE ? k : 0,
@@ -1072,16 +1080,11 @@ int cv_bundle_to_gguf(const slm_bundle *b, const char *out, slm_err *err)
 			rc = fput(af.fp, t->data, (size_t)t->size, name, err);
 		}
 		for (uint64_t done = 0; fd >= 0 && !t->tiled && done < t->size && rc == 0;) {
-			uint64_t want = t->size - done < (1 << 20) ? t->size - done : (1 << 20);
-			ssize_t r = pread(fd, chunk, (size_t)want, (off_t)(t->member->offset + done));
-			if (r < 0 && errno == EINTR)
-				continue;
-			if (r <= 0)
-				rc = slm_seterr(err, EX_IOERR, "%s: tensor '%s': %s", bundle_path(b),
-						t->name, r < 0 ? strerror(errno) : "file shrank");
-			else
-				rc = fput(af.fp, chunk, (size_t)r, name, err);
-			done += r > 0 ? (uint64_t)r : 0;
+			size_t want = t->size - done < (1 << 20) ? (size_t)(t->size - done) : (1 << 20);
+			rc = read_at(fd, chunk, want, t->member->offset + done, b, t, err);
+			if (rc == 0)
+				rc = fput(af.fp, chunk, want, name, err);
+			done += want;
 		}
 		if (rc == 0)
 			rc = fpad(af.fp, t->size, align, name, err);
