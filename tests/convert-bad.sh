@@ -74,6 +74,26 @@ if [ $rc = 64 ] && [ -z "$(ls -A "$tmp/out")" ]; then
 else
 	fail "--to gguf refuses a GGUF input (exit $rc)"
 fi
+# --layout: tile16 or plain, and not with --to gguf (which writes plain
+# rows whatever the bundle's layout)
+for args in "--layout tile8" "--layout=" "--to gguf --layout plain"; do
+	slm-convert $args -o "$tmp/out/x.slm" "$tmp/in/arch.gguf" 2> "$tmp/err"
+	rc=$?
+	if [ $rc = 64 ] && [ "$(wc -l < "$tmp/err")" = 1 ] && [ -z "$(ls -A "$tmp/out")" ]; then
+		pass "slm-convert $args: exit 64, one line, nothing written"
+	else
+		fail "slm-convert $args: exit 64, one line, nothing written (exit $rc)"
+	fi
+done
+if command -v slm-quant >/dev/null 2>&1; then
+	slm-quant q8_0 --layout rows -o "$tmp/out/x.slm" "$tmp/in/arch.gguf" 2> "$tmp/err"
+	rc=$?
+	if [ $rc = 64 ] && [ "$(wc -l < "$tmp/err")" = 1 ] && [ -z "$(ls -A "$tmp/out")" ]; then
+		pass "slm-quant --layout rows: exit 64, one line, nothing written"
+	else
+		fail "slm-quant --layout rows: exit 64, one line, nothing written (exit $rc)"
+	fi
+fi
 slm-convert -o "$tmp/out/x.slm" "$tmp/in/none.gguf" 2> "$tmp/err"
 rc=$?
 if [ $rc = 66 ] && [ -z "$(ls -A "$tmp/out")" ]; then
