@@ -123,6 +123,14 @@ AI int bbytes32(int T)
  * 33 with; into L1, or 1 tile ahead, 13-15) */
 #define MT_PFD 4
 #define MT_PFH _MM_HINT_T1
+/* In the tile16 layout, q6_K's tile prefetches the block column MT_TPFD
+ * columns ahead: its loads go through a column out of order (scales at
+ * its end, then qh, ql, qh, ql, d at its start), which the hardware
+ * prefetchers do not follow (2 threads streaming a 64 MB matrix of 1536
+ * columns: 8-13 GB/s without, 20-31 with; the in-order types lose with
+ * it) */
+#define MT_TPF(T) ((T) == KT_Q6_K)
+#define MT_TPFD 1
 
 /* T[k] lane r = dword k of row r's 16 bytes */
 AI void mt_tr(const __m512i Z[4], __m512i T[4])
@@ -399,14 +407,15 @@ AI void mt_tile(const int T, const int C, const int full, const int tl, int64_t 
 		} \
 	} \
 	/* whole tiles of the tile16 layout: one sequential stream, which \
-	 * the hardware prefetchers follow (software prefetch only hurts) */ \
+	 * the hardware prefetchers follow, except q6_K's (see MT_TPF) */ \
 	static __attribute__((noinline, aligned(64))) void NAME##_t_c##C( \
 		int64_t nb, const uint8_t *w, size_t rb, int64_t nr, \
 		const uint8_t *a, size_t as, float *y, int64_t ldy) \
 	{ \
+		const size_t cs = (size_t)MT_ROWS * (rb / (size_t)nb); \
 		for (int64_t r = 0; r < nr; r += MT_ROWS) \
 			TILE(T, C, 1, 1, nb, w + r * rb, rb, MT_ROWS, a, as, y + r, ldy, \
-			     NULL, 0); \
+			     MT_TPF(T) ? w + r * rb + MT_TPFD * cs : NULL, cs); \
 	}
 #define MT_DRIVER(NAME, T) MT_DRIVER_G(NAME, mt_tile, QK, T)
 #define MT_DRIVER_G(NAME, TILE, QB, T) \
