@@ -229,10 +229,11 @@ void kern_mat_mul(const kern_mat *m, const void *acts, int B, float *y, int64_t 
 				y, ldy);
 		return;
 	}
+	/* te: the end of the last whole tile of the matrix, we: of the range */
 	const int64_t te = m->nrows / DTYPE_TILE * DTYPE_TILE;
+	const int64_t we = (r1 < te ? r1 : te) / DTYPE_TILE * DTYPE_TILE;
 	for (int64_t r = r0; r < r1;) {
 		/* a run of whole tiles through the tile kernel, if there is one */
-		int64_t we = (r1 < te ? r1 : te) / DTYPE_TILE * DTYPE_TILE;
 		if (cur->matmul_t[id] && r % DTYPE_TILE == 0 && we > r) {
 			cur->matmul_t[id](m->n, (const uint8_t *)m->w + r * rb, rb, we - r, acts, as,
 					  B, y + (r - r0), ldy);
