@@ -131,6 +131,20 @@ AI int bbytes32(int T)
  * it) */
 #define MT_TPF(T) ((T) == KT_Q6_K)
 #define MT_TPFD 1
+/* With several activations, a tile16 tile prefetches, into L2, the bytes
+ * MT_XPFD ahead of the block column it reads (the stream is in order, but
+ * the tile's work per byte is too long for the hardware prefetchers to
+ * run far enough ahead: decoding 8 sequences of TinyLlama Q4_0 read
+ * its weights at 11 GB/s from memory, and at ~20 from L2). Not for one
+ * activation (memory bound: the prefetches cost), nor for 2-3 with
+ * q8_0, whose bytes per activation keep it near the memory's rate
+ * (SmolLM2 Q8_0 at 2-3 sequences: 0.93). tiny-q4_0 decoding 3/4/6/8/16
+ * sequences: 1.41/1.60/1.70/1.43/1.25x; tiny-q4_k_m 2/3/4/8: 1.26/1.47/
+ * 1.47/1.29x; tiny-q8_0 4/8: 1.21/2.05x; smol-real-q4_1 2/3/4/8/16:
+ * 1.16/1.12/1.26/1.15/1.07x (medians of 4-7 alternating runs; 4096 and
+ * 32768 bytes ahead did no better) */
+#define MT_XPF(T, C) ((C) >= ((T) == KT_Q8_0 ? 4 : 2))
+#define MT_XPFD 8192
 
 /* T[k] lane r = dword k of row r's 16 bytes */
 AI void mt_tr(const __m512i Z[4], __m512i T[4])
@@ -415,7 +429,8 @@ AI void mt_tile(const int T, const int C, const int full, const int tl, int64_t 
 		const size_t cs = (size_t)MT_ROWS * (rb / (size_t)nb); \
 		for (int64_t r = 0; r < nr; r += MT_ROWS) \
 			TILE(T, C, 1, 1, nb, w + r * rb, rb, MT_ROWS, a, as, y + r, ldy, \
-			     MT_TPF(T) ? w + r * rb + MT_TPFD * cs : NULL, cs); \
+			     MT_TPF(T) ? w + r * rb + MT_TPFD * cs : \
+			     MT_XPF(T, C) ? w + r * rb + MT_XPFD : NULL, cs); \
 	}
 #define MT_DRIVER(NAME, T) MT_DRIVER_G(NAME, mt_tile, QK, T)
 #define MT_DRIVER_G(NAME, TILE, QB, T) \
