@@ -406,6 +406,37 @@ static void test_products(const slm_dtype *t, int64_t n, int nrows)
 		   t->name, (intmax_t)n, VARIANTS[v]);
 	}
 
+	/* and on hostile values: NaN, infinities, scales that round to f16
+	 * subnormals, zero or infinity, one kind per group */
+	{
+		int64_t g = is_k(t) ? QKK : QK;
+		float *xs = xmalloc((size_t)n * 4);
+		uint8_t *as = xmalloc(ab), *as2 = xmalloc(ab);
+		for (int64_t i = 0; i < n; i++) {
+			float r = rndf(-1, 1);
+			switch ((i / g) % 6) {
+			case 0: xs[i] = i % g == 3 ? NAN : r; break;
+			case 1: xs[i] = i % g == 5 ? -INFINITY : r; break;
+			case 2: xs[i] = r * 1e-6f; break;
+			case 3: xs[i] = r * 1e-9f; break;
+			case 4: xs[i] = r * 1e30f; break;
+			default: xs[i] = i % g == 19 ? NAN : r * 4e5f; break;
+			}
+		}
+		ops[0]->quant_act[id](xs, as, n);
+		for (int v = 1; v < NV; v++) {
+			if (!ops[v])
+				continue;
+			memset(as2, 0x55, ab);
+			ops[v]->quant_act[id](xs, as2, n);
+			ok(!memcmp(as, as2, ab), "%s n=%jd: %s quant_act == ref on NaN, inf, tiny, huge",
+			   t->name, (intmax_t)n, VARIANTS[v]);
+		}
+		free(xs);
+		free(as);
+		free(as2);
+	}
+
 	/* reference products and their bounds */
 	int64_t k = t->block_elems == 1 ? n / 8 : n / t->block_elems;
 	int grp = is_k(t) ? QKK : QK;

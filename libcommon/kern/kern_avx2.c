@@ -705,13 +705,14 @@ static void rope_avx2(float *x, int nh, int hd, int nrot, const float *cs,
  * operations; cvtps2dq rounds to nearest even as the reference's rne).
  * --------------------------------------------------------------------- */
 
-/* the largest magnitude of 32 k floats */
+/* the largest magnitude of 32 k floats; a NaN never wins, as in the
+ * reference (maxps gives its second operand when either is a NaN) */
 AI float amax8(const float *x, int k)
 {
 	const __m256 sign = _mm256_set1_ps(-0.0f);
 	__m256 mx = _mm256_setzero_ps();
 	for (int j = 0; j < 32 * k; j += 8)
-		mx = _mm256_max_ps(mx, _mm256_andnot_ps(sign, _mm256_loadu_ps(x + j)));
+		mx = _mm256_max_ps(_mm256_andnot_ps(sign, _mm256_loadu_ps(x + j)), mx);
 	__m128 m4 = _mm_max_ps(_mm256_castps256_ps128(mx), _mm256_extractf128_ps(mx, 1));
 	m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
 	m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));
