@@ -403,7 +403,7 @@ struct slm_ctx {
 	float *scores;         /* [nthreads][scores_per_thread]: kern_attn's scratch */
 	size_t scores_per_thread;
 	attn_span *spans;      /* [max_batch]: each entry's rows in this layer */
-	float *rope_cs;        /* cos/sin table for one position */
+	float *rope_cs;        /* [nthreads][n_rot]: cos/sin table for one position */
 	slm_profile *prof;
 	unsigned long long t_mark;
 	int in_logits;         /* products are charged to PROF_LOGITS */
@@ -496,7 +496,7 @@ slm_ctx *ctx_new(const slm_model *m, slm_kv *kv, slm_pool *pool, int max_batch)
 	if (!c->scores)
 		slm_die(EX_OSERR, "out of memory for attention scores");
 	c->spans = slm_xcalloc(B, sizeof *c->spans);
-	c->rope_cs = slm_xcalloc((size_t)m->n_rot, sizeof(float));
+	c->rope_cs = slm_xcalloc((size_t)pool_size(pool) * (size_t)m->n_rot, sizeof(float));
 	/* activation buffer: the largest input of any product, for B rows */
 	size_t need = 0;
 	for (size_t i = 0; i < bundle_n_tensors(m->b); i++) {
@@ -861,10 +861,146 @@ static void attn_worker(void *arg, int ith, int nth)
 	attn_flush(c, &ab, scratch);
 }
 
+/* ---- per-entry steps, on the pool from PER_ENTRY_POOL entries ---- */
+
+#define PER_ENTRY_POOL 8
+
+typedef void (*entry_fn)(slm_ctx *c, int i, int ith);
+
+typedef struct ent_job {
+	slm_ctx *c;
+	entry_fn fn;
+	int n;
+} ent_job;
+
+static void ent_worker(void *arg, int ith, int nth)
+{
+	ent_job *j = arg;
+	long i0, i1;
+	pool_split(j->n, ith, nth, &i0, &i1);
+	for (long i = i0; i < i1; i++)
+		j->fn(j->c, (int)i, ith);
+}
+
+/* fn for every entry: each entry's step reads and writes that entry's
+ * rows only, so the split does not change the arithmetic */
+static void per_entry(slm_ctx *c, int n, entry_fn fn)
+{
+	if (n >= PER_ENTRY_POOL && pool_size(c->pool) > 1) {
+		ent_job j = { c, fn, n };
+		pool_run(c->pool, ent_worker, &j);
+	} else {
+		for (int i = 0; i < n; i++)
+			fn(c, i, 0);
+	}
+}
+
+static void ent_attn_in(slm_ctx *c, int i, int ith)
+{
+	(void)ith;
+	size_t D = (size_t)c->m->n_embd;
+	rmsnorm(c->xn + (size_t)i * D, c->x + (size_t)i * D, c->m->layers[c->layer].attn_norm_w,
+		(int)D, c->m->norm_eps);
+}
+
+/* q, k, v of entry i: biases, norms, RoPE; K and V into the cache */
+static void ent_qkv(slm_ctx *c, int i, int ith)
+{
+	const slm_model *m = c->m;
+	const slm_layer *L = &m->layers[c->layer];
+	const slm_entry *e = &c->e[i];
+	int hd = m->head_dim, l = c->layer;
+	float *q = c->q + (size_t)i * (size_t)c->qkv_dim;
+	float *k = q + c->q_dim, *v = k + c->kv_dim;
+	if (L->bqkv) {
+		const float *bb = L->bqkv_w;
+		for (int d = 0; d < c->qkv_dim; d++)
+			q[d] += bb[d];
+	}
+	if (L->bq) {
+		const float *bq = L->bq_w, *bk = L->bk_w, *bv = L->bv_w;
+		for (int d = 0; d < c->q_dim; d++)
+			q[d] += bq[d];
+		for (int d = 0; bk && d < c->kv_dim; d++)
+			k[d] += bk[d];
+		for (int d = 0; bv && d < c->kv_dim; d++)
+			v[d] += bv[d];
+	}
+	if (L->q_norm)
+		for (int h = 0; h < m->n_head; h++)
+			rmsnorm(q + (size_t)h * (size_t)hd, q + (size_t)h * (size_t)hd, L->q_norm_w, hd,
+				m->norm_eps);
+	if (L->k_norm)
+		for (int h = 0; h < m->n_head_kv; h++)
+			rmsnorm(k + (size_t)h * (size_t)hd, k + (size_t)h * (size_t)hd, L->k_norm_w, hd,
+				m->norm_eps);
+	if (L->use_rope) {
+		float *cs = c->rope_cs + (size_t)ith * (size_t)m->n_rot;
+		rope_table(m, e->pos, L->rope_base, cs);
+		kern_rope(q, m->n_head, hd, m->n_rot, cs, m->rope == ROPE_NEOX);
+		kern_rope(k, m->n_head_kv, hd, m->n_rot, cs, m->rope == ROPE_NEOX);
+	}
+	/* Q meets the f16 cache as f16 values (llama.cpp converts it for its
+	 * f16 K product), scaled first where the model scales Q rather than
+	 * the scores */
+	if (m->q_prescale)
+		for (int d = 0; d < c->q_dim; d++)
+			q[d] *= m->attn_scale;
+	kern_round_f16(q, c->q_dim);
+	kern_f32_to_f16(kv_row(c->kv, c->kv->k, e->slot, l, e->pos, c->kv_dim), k, c->kv_dim);
+	kern_f32_to_f16(kv_row(c->kv, c->kv->v, e->slot, l, e->pos, c->kv_dim), v, c->kv_dim);
+}
+
+/* the attention's output into the residual; the FFN norm */
+static void ent_ffn_in(slm_ctx *c, int i, int ith)
+{
+	(void)ith;
+	const slm_model *m = c->m;
+	const slm_layer *L = &m->layers[c->layer];
+	int D = m->n_embd;
+	float *t = c->tmp + (size_t)i * (size_t)D, *x = c->x + (size_t)i * (size_t)D;
+	if (L->post_attn_norm)
+		rmsnorm(t, t, L->post_attn_norm_w, D, m->norm_eps);
+	for (int d = 0; d < D; d++)
+		x[d] += t[d];
+	rmsnorm(c->xn + (size_t)i * (size_t)D, x, L->ffn_norm_w, D, m->norm_eps);
+}
+
+/* the activation in place of the gate: FFN down reads rows of ff_dim (no
+ * third buffer of B x n_ff floats) */
+static void ent_act(slm_ctx *c, int i, int ith)
+{
+	(void)ith;
+	int F = c->m->n_ff;
+	float *g = c->ffa + (size_t)i * (size_t)c->ff_dim;
+	const float *u = g + F;
+	if (c->m->gelu)
+		kern_geglu(g, g, u, F);
+	else
+		kern_swiglu(g, g, u, F);
+}
+
+/* the FFN's output into the residual; the next layer's attention norm */
+static void ent_out(slm_ctx *c, int i, int ith)
+{
+	(void)ith;
+	const slm_model *m = c->m;
+	const slm_layer *L = &m->layers[c->layer];
+	int D = m->n_embd;
+	float *t = c->tmp + (size_t)i * (size_t)D, *x = c->x + (size_t)i * (size_t)D;
+	if (L->post_ffn_norm)
+		rmsnorm(t, t, L->post_ffn_norm_w, D, m->norm_eps);
+	for (int d = 0; d < D; d++)
+		x[d] += t[d];
+	if (c->layer + 1 < m->n_layer)
+		rmsnorm(c->xn + (size_t)i * (size_t)D, x, m->layers[c->layer + 1].attn_norm_w, D,
+			m->norm_eps);
+}
+
 void model_forward(slm_ctx *c, const slm_entry *e, int n, float *logits)
 {
 	const slm_model *m = c->m;
-	int D = m->n_embd, hd = m->head_dim;
+	int D = m->n_embd;
 	c->e = e;
 	c->n = n;
 	if (c->prof)
@@ -885,9 +1021,10 @@ void model_forward(slm_ctx *c, const slm_entry *e, int n, float *logits)
 	for (int l = 0; l < m->n_layer; l++) {
 		const slm_layer *L = &m->layers[l];
 		c->layer = l;
-		for (int i = 0; i < n; i++)
-			rmsnorm(c->xn + (size_t)i * (size_t)D, c->x + (size_t)i * (size_t)D,
-				L->attn_norm_w, D, m->norm_eps);
+		/* the attention norm (layers past the first: with the last
+		 * residual of the one before) */
+		if (l == 0)
+			per_entry(c, n, ent_attn_in);
 		prof(c, PROF_NORM);
 		/* q, k, v into c->q rows laid out [q | k | v] */
 		if (L->wqkv) {
@@ -898,64 +1035,14 @@ void model_forward(slm_ctx *c, const slm_entry *e, int n, float *logits)
 			int64_t ld[3] = { c->qkv_dim, c->qkv_dim, c->qkv_dim };
 			matmul_group(c, w, y, ld, 3, c->xn, D, n);
 		}
-		for (int i = 0; i < n; i++) {
-			float *q = c->q + (size_t)i * (size_t)c->qkv_dim;
-			float *k = q + c->q_dim, *v = k + c->kv_dim;
-			if (L->bqkv) {
-				const float *bb = L->bqkv_w;
-				for (int d = 0; d < c->qkv_dim; d++)
-					q[d] += bb[d];
-			}
-			if (L->bq) {
-				const float *bq = L->bq_w, *bk = L->bk_w,
-					    *bv = L->bv_w;
-				for (int d = 0; d < c->q_dim; d++)
-					q[d] += bq[d];
-				for (int d = 0; bk && d < c->kv_dim; d++)
-					k[d] += bk[d];
-				for (int d = 0; bv && d < c->kv_dim; d++)
-					v[d] += bv[d];
-			}
-			if (L->q_norm)
-				for (int h = 0; h < m->n_head; h++)
-					rmsnorm(q + (size_t)h * (size_t)hd, q + (size_t)h * (size_t)hd,
-						L->q_norm_w, hd, m->norm_eps);
-			if (L->k_norm)
-				for (int h = 0; h < m->n_head_kv; h++)
-					rmsnorm(k + (size_t)h * (size_t)hd, k + (size_t)h * (size_t)hd,
-						L->k_norm_w, hd, m->norm_eps);
-			if (L->use_rope) {
-				rope_table(m, e[i].pos, L->rope_base, c->rope_cs);
-				kern_rope(q, m->n_head, hd, m->n_rot, c->rope_cs, m->rope == ROPE_NEOX);
-				kern_rope(k, m->n_head_kv, hd, m->n_rot, c->rope_cs, m->rope == ROPE_NEOX);
-			}
-			/* Q meets the f16 cache as f16 values (llama.cpp converts
-			 * it for its f16 K product), scaled first where the model
-			 * scales Q rather than the scores */
-			if (m->q_prescale)
-				for (int d = 0; d < c->q_dim; d++)
-					q[d] *= m->attn_scale;
-			kern_round_f16(q, c->q_dim);
-			kern_f32_to_f16(kv_row(c->kv, c->kv->k, e[i].slot, l, e[i].pos, c->kv_dim), k,
-					c->kv_dim);
-			kern_f32_to_f16(kv_row(c->kv, c->kv->v, e[i].slot, l, e[i].pos, c->kv_dim), v,
-					c->kv_dim);
-		}
+		per_entry(c, n, ent_qkv);
 		prof(c, PROF_ROPE);
 		for (int i = 0; i < n; i++)
 			c->spans[i] = attn_rows(c, &e[i]);
 		pool_run(c->pool, attn_worker, c);
 		prof(c, PROF_ATTN);
 		matmul(c, L->wo, c->tmp, D, c->att, c->q_dim, n);
-		for (int i = 0; i < n; i++) {
-			float *t = c->tmp + (size_t)i * (size_t)D, *x = c->x + (size_t)i * (size_t)D;
-			if (L->post_attn_norm)
-				rmsnorm(t, t, L->post_attn_norm_w, D, m->norm_eps);
-			for (int d = 0; d < D; d++)
-				x[d] += t[d];
-			rmsnorm(c->xn + (size_t)i * (size_t)D, x, L->ffn_norm_w, D,
-				m->norm_eps);
-		}
+		per_entry(c, n, ent_ffn_in);
 		prof(c, PROF_NORM);
 		int F = m->n_ff;
 		if (L->w_gate) {
@@ -966,25 +1053,10 @@ void model_forward(slm_ctx *c, const slm_entry *e, int n, float *logits)
 		} else {
 			matmul(c, L->w_up, c->ffa, c->ff_dim, c->xn, D, n);
 		}
-		/* the activation in place of the gate: FFN down reads rows of
-		 * ff_dim (no third buffer of B x n_ff floats) */
-		for (int i = 0; i < n; i++) {
-			float *g = c->ffa + (size_t)i * (size_t)c->ff_dim;
-			const float *u = g + F;
-			if (m->gelu)
-				kern_geglu(g, g, u, F);
-			else
-				kern_swiglu(g, g, u, F);
-		}
+		per_entry(c, n, ent_act);
 		prof(c, PROF_ACT);
 		matmul(c, L->w_down, c->tmp, D, c->ffa, c->ff_dim, n);
-		for (int i = 0; i < n; i++) {
-			float *t = c->tmp + (size_t)i * (size_t)D, *x = c->x + (size_t)i * (size_t)D;
-			if (L->post_ffn_norm)
-				rmsnorm(t, t, L->post_ffn_norm_w, D, m->norm_eps);
-			for (int d = 0; d < D; d++)
-				x[d] += t[d];
-		}
+		per_entry(c, n, ent_out);
 		prof(c, PROF_NORM);
 	}
 	/* logits for the entries that want them, batched */
