@@ -633,7 +633,7 @@ typedef struct mm_job {
 	int nw;
 	int B;
 	int exact;             /* BLIS: blas_gemm_rows_exact (f32-activation mode) */
-	const void *act;       /* quantized activations (kernels) */
+	uint8_t *act;          /* quantized activations (kernels) */
 	uint8_t *act_own;      /* non-NULL: each thread quantizes them itself */
 	size_t act_own_cap;
 	size_t act_bytes;      /* per activation */
@@ -649,24 +649,24 @@ typedef struct mm_job {
  * matrices larger than the caches at batch 16 and more; tests/unit-blas -b) */
 #define MM_TILE_BYTES (256 << 10)
 
-
-static void quant_rows(const mm_job *j, void *act, long b0, long b1)
+/* activations [b0, b1) of the job's input, quantized into act */
+static void quant_rows(const mm_job *j, uint8_t *act, long b0, long b1)
 {
 	const slm_dtype *dt = j->w[0]->dtype;
 	for (long b = b0; b < b1; b++)
 		kern_quant_act(dt, j->x + (size_t)b * (size_t)j->ldx,
-			       (uint8_t *)act + (size_t)b * j->act_bytes, (int64_t)j->w[0]->ne[0]);
+			       act + (size_t)b * j->act_bytes, (int64_t)j->w[0]->ne[0]);
 }
 
 static void mm_worker(void *arg, int ith, int nth)
 {
 	mm_job *j = arg;
-	const void *act = j->act;
+	uint8_t *act = j->act;
 	if (j->act_own) {
 		/* thread 0 into the shared buffer, the others into their own */
 		if (ith > 0)
 			act = j->act_own + (size_t)(ith - 1) * j->act_own_cap;
-		quant_rows(j, (void *)act, 0, j->B);
+		quant_rows(j, act, 0, j->B);
 	}
 	for (int i = 0; i < j->nw; i++) {
 		const slm_tensor *w = j->w[i];
@@ -707,7 +707,7 @@ static void quant_worker(void *arg, int ith, int nth)
 	mm_job *j = arg;
 	long b0, b1;
 	pool_split(j->B, ith, nth, &b0, &b1);
-	quant_rows(j, (void *)j->act, b0, b1);
+	quant_rows(j, j->act, b0, b1);
 }
 
 /* y_i = W_i x for nw weights of one input (B rows of length n, stride
@@ -733,9 +733,9 @@ static void matmul_multi(slm_ctx *c, const slm_tensor *const *w, float *const *y
 	j.blas = c->blas_scratch && (B >= blas_min_batch(dt) || j.exact) &&
 		 (c->blas_floats >= (size_t)n || dt == dtype_by_name("f32"));
 	if (!j.blas) {
-		/* on the pool from 8 rows (16 sequences decoding together:
-		 * +0-11% aggregate on SmolLM2, 8 of 8 pairs; below 8 the
-		 * hand-off costs what it saves) */
+		/* by every thread for itself (ACT_OWN_MIN..ACT_OWN_MAX), else
+		 * a share per thread from 8 rows (below 8 the hand-off costs
+		 * what it saves) */
 		if (c->act_own && B >= ACT_OWN_MIN && B <= ACT_OWN_MAX) {
 			j.act_own = c->act_own;
 			j.act_own_cap = c->act_own_cap;

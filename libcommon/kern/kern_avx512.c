@@ -806,7 +806,7 @@ AI __m512 exp16(__m512 x)
  * amax rounded to nearest even by cvtps2dq as the AVX2 variant's, the
  * scales rounded through f16 by F16C, which rounds as kb_f2h), a block
  * per 2 vectors (the AVX2 variant, with its scalar f16 conversions, took
- * 3-6% of 16 sequences decoding).
+ * 3-8% of 16 sequences decoding).
  * --------------------------------------------------------------------- */
 
 AI float f16_round(float v)
